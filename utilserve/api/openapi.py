@@ -1,0 +1,145 @@
+"""OpenAPI 3.1, generated from the compiled routes and their pydantic types."""
+
+from __future__ import annotations
+
+import typing
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
+
+from ..http import Response
+from .params import Param, Source, UploadFile, _strip_optional
+from .routing import Endpoint
+
+if TYPE_CHECKING:
+    from ..service import Service
+
+REF = "#/components/schemas/{model}"
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["status", "message"],
+            "properties": {
+                "status": {"type": "integer"},
+                "message": {"type": "string"},
+                "detail": {},
+            },
+        }
+    },
+}
+
+
+class _Schemas:
+    """Collects named model schemas into components and hands out references."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+
+    def of(self, annotation: Any) -> dict[str, Any]:
+        base = _strip_optional(annotation)
+        if base is UploadFile or base is bytes:
+            return {"type": "string", "format": "binary"}
+        try:
+            schema = TypeAdapter(annotation).json_schema(ref_template=REF)
+        except PydanticSchemaGenerationError:
+            return {}
+        self.components.update(schema.pop("$defs", {}))
+        if isinstance(base, type) and issubclass(base, BaseModel) and base is annotation:
+            self.components[base.__name__] = schema
+            return {"$ref": REF.format(model=base.__name__)}
+        return schema
+
+
+def openapi_document(service: Service) -> dict[str, Any]:
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in service.endpoints:
+        template = endpoint.template.replace(":path}", "}")
+        paths.setdefault(template, {})[endpoint.method.lower()] = _operation(endpoint, schemas)
+    info = {"title": service.name, "version": service.version}
+    if service.description:
+        info["description"] = service.description
+    return {
+        "openapi": "3.1.0",
+        "info": info,
+        "paths": paths,
+        "components": {"schemas": schemas.components},
+    }
+
+
+def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
+    signature = endpoint.signature
+    func_name = getattr(endpoint.func, "__name__", "endpoint")
+    operation: dict[str, Any] = {
+        "operationId": f"{endpoint.tags[0]}.{func_name}.{endpoint.method.lower()}",
+        "tags": list(endpoint.tags),
+        "responses": {str(endpoint.status): _success(endpoint, schemas)},
+    }
+    if endpoint.summary:
+        operation["summary"] = endpoint.summary
+    parameters = [_parameter(p, schemas) for p in signature.plain if p.source is not Source.FILE]
+    if parameters:
+        operation["parameters"] = parameters
+    body = _request_body(signature.params, schemas)
+    if body:
+        operation["requestBody"] = body
+    if signature.params:
+        operation["responses"]["422"] = _error("request validation failed")
+    operation["responses"]["default"] = _error("error in the utilserve error shape")
+    return operation
+
+
+def _parameter(param: Param, schemas: _Schemas) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": param.wire,
+        "in": param.source.value,
+        "required": param.source is Source.PATH or param.required,
+        "schema": schemas.of(param.annotation),
+    }
+    if param.many and param.source is Source.QUERY:
+        spec["explode"] = True
+    return spec
+
+
+def _request_body(params: list[Param], schemas: _Schemas) -> dict[str, Any] | None:
+    files = [p for p in params if p.source is Source.FILE]
+    body = [p for p in params if p.source is Source.BODY]
+    if files:
+        properties = {p.wire: schemas.of(p.annotation) for p in files}
+        required = [p.wire for p in files if p.required]
+        schema = {"type": "object", "properties": properties, "required": required}
+        return {"required": bool(required), "content": {"multipart/form-data": {"schema": schema}}}
+    if not body:
+        return None
+    if len(body) == 1 and not body[0].named:
+        schema = schemas.of(body[0].annotation)
+        required = body[0].required
+    else:
+        schema = {
+            "type": "object",
+            "properties": {p.wire: schemas.of(p.annotation) for p in body},
+            "required": [p.wire for p in body if p.required],
+        }
+        required = any(p.required for p in body)
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _success(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
+    returned = typing.get_type_hints(endpoint.func).get("return")
+    if returned is None or returned is Response or returned is type(None):
+        return {"description": "success"}
+    if returned is str:
+        media, schema = "text/plain", {"type": "string"}
+    elif returned is bytes:
+        media, schema = "application/octet-stream", {"type": "string", "format": "binary"}
+    else:
+        media, schema = "application/json", schemas.of(returned)
+    return {"description": "success", "content": {media: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}

@@ -1,0 +1,67 @@
+"""``utilserve`` / ``python -m utilserve``: run, describe and debug services."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .service import Service
+
+
+def load_target(target: str) -> Any:
+    """Import ``module:attribute`` (the current directory is importable, as with uvicorn)."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise SystemExit(f"utilserve: TARGET must be 'module:attribute', got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise SystemExit(f"utilserve: module {module_name!r} has no attribute {attribute!r}") from None
+
+
+def _service(target: str) -> Service:
+    found = load_target(target)
+    if not isinstance(found, Service):
+        raise SystemExit(f"utilserve: {target} is a {type(found).__name__}, not a utilserve Service")
+    return found
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.backend:
+        os.environ["UTILSERVE_BACKEND"] = args.backend
+    _service(args.target).run(host=args.host, port=args.port)
+
+
+def _openapi(args: argparse.Namespace) -> None:
+    from .api.openapi import openapi_document
+
+    service = _service(args.target)
+    service.setup()
+    print(json.dumps(openapi_document(service), indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="utilserve", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="serve TARGET with its backend's development server")
+    run.add_argument("target", metavar="TARGET", help="module:service")
+    run.add_argument("--backend", help="override the service's backend (flask, starlette, ...)")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.set_defaults(func=_run)
+
+    openapi = commands.add_parser("openapi", help="print TARGET's OpenAPI 3.1 document")
+    openapi.add_argument("target", metavar="TARGET", help="module:service")
+    openapi.set_defaults(func=_openapi)
+
+    args = parser.parse_args(argv)
+    args.func(args)

@@ -1,0 +1,210 @@
+"""The neutral Request and Response that every backend adapter speaks.
+
+An adapter fills a :class:`Request` from its native request and turns a
+:class:`Response` back into a native one; everything in between is the core.
+Parsing (query string, cookies, body) happens lazily and only once, so an
+endpoint that reads nothing costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from pydantic_core import to_json
+
+from .api.errors import HTTPError
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+BINARY = "application/octet-stream"
+
+SyncBody = Callable[[int], bytes]
+"""A ``read(n)`` callable over the request body (a WSGI input stream)."""
+AsyncBody = AsyncIterable[bytes]
+"""An async iterator of body chunks (an ASGI receive stream)."""
+
+
+class HeaderMap(Protocol):
+    """What the core needs of native headers: case-insensitive ``get``."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+class Request:
+    """One HTTP request, as the core sees it."""
+
+    __slots__ = (
+        "method",
+        "path",
+        "query_string",
+        "headers",
+        "client",
+        "native",
+        "path_params",
+        "_body",
+        "_stream",
+        "_query",
+        "_cookies",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: str = "",
+        headers: HeaderMap | None = None,
+        body: bytes | SyncBody | AsyncBody = b"",
+        client: str | None = None,
+        native: Any = None,
+    ) -> None:
+        self.method = method.upper()
+        self.path = path
+        self.query_string = query_string
+        self.headers: HeaderMap = headers if headers is not None else {}
+        self.client = client
+        self.native = native
+        self.path_params: dict[str, str] = {}
+        if isinstance(body, bytes):
+            self._body: bytes | None = body
+            self._stream: SyncBody | AsyncBody | None = None
+        else:
+            self._body = None
+            self._stream = body
+        self._query: dict[str, list[str]] | None = None
+        self._cookies: dict[str, str] | None = None
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        if self._query is None:
+            self._query = parse_qs(self.query_string, keep_blank_values=True) if self.query_string else {}
+        return self._query
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            self._cookies = _parse_cookies(self.headers.get("cookie") or "")
+        return self._cookies
+
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+
+    @property
+    def body(self) -> bytes:
+        """The body read so far; :meth:`read_body` / :meth:`aread_body` load it."""
+        if self._body is None:
+            raise RuntimeError("request body not loaded yet: call read_body() or aread_body() first")
+        return self._body
+
+    def read_body(self, limit: int) -> bytes:
+        """Read the whole body from a sync stream, refusing more than ``limit`` bytes (413)."""
+        if self._body is None:
+            if not callable(self._stream):
+                raise RuntimeError("this request's body is an async stream: use aread_body()")
+            self._check_declared_length(limit)
+            data = self._stream(limit + 1)
+            if len(data) > limit:
+                raise _too_large(limit)
+            self._body = data
+        return self._body
+
+    async def aread_body(self, limit: int) -> bytes:
+        """Read the whole body from either kind of stream, refusing more than ``limit`` bytes."""
+        if self._body is None:
+            if callable(self._stream):
+                return self.read_body(limit)
+            self._check_declared_length(limit)
+            chunks: list[bytes] = []
+            size = 0
+            assert self._stream is not None
+            async for chunk in self._stream:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            self._body = b"".join(chunks)
+        return self._body
+
+    def _check_declared_length(self, limit: int) -> None:
+        declared = self.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path}>"
+
+
+class Response:
+    """A complete response: status, headers and body bytes.
+
+    ``content`` may be bytes (sent as is), str (text/plain), or anything
+    JSON-serialisable, pydantic models included (application/json).
+    """
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(
+        self,
+        content: Any = b"",
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        self.status = status
+        self.headers: list[tuple[str, str]] = list(
+            headers.items() if isinstance(headers, Mapping) else headers or ()
+        )
+        body, default_type = render(content)
+        self.body = body
+        content_type = media_type or default_type
+        if content_type and not any(name.lower() == "content-type" for name, _ in self.headers):
+            self.headers.append(("content-type", content_type))
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((value for key, value in self.headers if key.lower() == name), None)
+
+    @classmethod
+    def json(cls, body: bytes, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+        """Wrap body bytes that are already JSON, without copying or re-encoding them."""
+        response = cls.__new__(cls)
+        response.status = status
+        response.body = body
+        response.headers = [("content-type", JSON), *(headers or ())]
+        return response
+
+    @classmethod
+    def error(cls, error: HTTPError) -> Response:
+        return cls.json(error.body(), error.status, list(error.headers.items()))
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+def render(content: Any) -> tuple[bytes, str | None]:
+    """Encode an endpoint's return value; the return-value rules live here only."""
+    if isinstance(content, bytes):
+        return content, BINARY if content else None
+    if isinstance(content, str):
+        return content.encode(), TEXT
+    if isinstance(content, (bytearray, memoryview)):
+        return bytes(content), BINARY
+    return to_json(content), JSON
+
+
+def _too_large(limit: int) -> HTTPError:
+    return HTTPError(413, f"request body exceeds the limit of {limit} bytes")
+
+
+def _parse_cookies(header: str) -> dict[str, str]:
+    if not header:
+        return {}
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return {}
+    return {key: morsel.value for key, morsel in jar.items()}

@@ -1,0 +1,201 @@
+"""The batching queue between callers and model workers, independent of transport.
+
+Callers :meth:`Batcher.submit` items and get a ``concurrent.futures.Future``;
+workers loop on :meth:`Batcher.next_batch` and :meth:`Batcher.finish`. The
+thread pool calls these from its worker threads; a process supervisor can
+call them from the threads that feed its worker processes.
+
+When a batch goes (checked whenever an item arrives or a wait runs out):
+
+1. at once when ``max_batch_size`` items are queued;
+2. at the latest ``max_wait_ms`` after the batch's FIRST item arrived
+   (one deadline, never reset by later arrivals);
+3. at once for a lone request: the only queued item, it arrived while a
+   worker was free, and the previous batch was a single item too. Traffic
+   that produced single-item batches has no company to wait for, so
+   concurrency-1 latency is the model's cost plus a wake-up;
+4. otherwise once arrivals pause: no new item for ``idle_gap_ms`` (default
+   1 ms, never above ``max_wait_ms``), counted from the later of the last
+   arrival and the moment a worker last finished a batch.
+
+Rule 4 is what keeps batching high without paying the full ``max_wait_ms``:
+callers whose batch just finished come back within microseconds of each
+other, so waiting for the burst to end gathers them all, and counting from
+the end of the last batch lets those returning callers join items that
+queued while the worker was busy, instead of alternating a one-item batch
+with a large one. Under saturation the queue refills while workers are busy
+and rule 1 dominates. A batch taken while a worker is free costs at most
+``idle_gap_ms`` beyond the last arrival (rules 3 and 4), never ``max_wait_ms``
+unless items keep arriving closer together than the gap.
+
+Only one worker gathers a batch at a time (the others wait their turn), so
+concurrent workers never split a forming batch into fragments.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import partial
+from time import monotonic
+from typing import Any
+
+from ..api.errors import HTTPError
+
+RETRY_AFTER = {"Retry-After": "1"}
+
+
+@dataclass(eq=False, slots=True)
+class Item:
+    """One queued request: its payload, deadline and the future its caller holds."""
+
+    payload: Any
+    deadline: float
+    arrived: float
+    future: Future[Any] = field(default_factory=Future)
+
+    def cancel(self) -> bool:
+        """Drop the item if no worker took it yet (the client went away)."""
+        return self.future.cancel()
+
+
+class Batcher:
+    """A bounded queue that hands workers batches by the rules in the module doc.
+
+    Deadlines are ``time.monotonic()`` values. An item whose deadline passed
+    while queued is answered 504 and never reaches the model; a cancelled
+    item (``future.cancel()``) leaves the queue at once, freeing its slot.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        max_batch_size: int,
+        max_wait_ms: float,
+        max_queue: int,
+        idle_gap_ms: float = 1.0,
+    ) -> None:
+        self.name = name
+        self._max_batch = max_batch_size
+        self._max_wait = max_wait_ms / 1000
+        self._gap = min(idle_gap_ms, max_wait_ms) / 1000
+        self._max_queue = max_queue
+        self._queue: deque[Item] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._gathering = threading.Lock()
+        self._last_arrival = 0.0
+        self._free_since = monotonic()
+        self._last_size = 0
+        self._closed: HTTPError | None = None
+
+    def submit(self, payload: Any, deadline: float) -> Future[Any]:
+        """Queue ``payload``; raise a 503 at once when the queue is full or closed."""
+        item = Item(payload, deadline, monotonic())
+        with self._cond:
+            if self._closed is not None:
+                raise _copy(self._closed)
+            if len(self._queue) >= self._max_queue:
+                raise HTTPError(
+                    503,
+                    f"model {self.name} is overloaded: {self._max_queue} requests already queued",
+                    headers=dict(RETRY_AFTER),
+                )
+            self._queue.append(item)
+            self._last_arrival = item.arrived
+            self._cond.notify()
+        item.future.add_done_callback(partial(self._drop_cancelled, item))
+        return item.future
+
+    def next_batch(self) -> list[Item] | None:
+        """Block until a batch is due and return it; ``None`` once closed.
+
+        The returned items' futures are running (no longer cancellable); the
+        caller must hand them back through :meth:`finish`.
+        """
+        with self._gathering:
+            while True:
+                expired: list[Item] = []
+                with self._cond:
+                    batch = self._wait_for_batch(expired)
+                for item in expired:
+                    item.future.set_exception(
+                        HTTPError(504, f"model {self.name}: deadline passed while queued")
+                    )
+                if batch != []:
+                    return batch
+
+    def finish(self, batch: Sequence[Item], outcomes: Sequence[Any]) -> None:
+        """Resolve each item's future: a ``BaseException`` fails it, anything else is its result."""
+        with self._cond:
+            self._free_since = monotonic()
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
+
+    def close(self, error: HTTPError) -> None:
+        """Refuse new items and fail every queued one with ``error``; workers get ``None``."""
+        with self._cond:
+            self._closed = error
+            dropped = [item for item in self._queue if item.future.set_running_or_notify_cancel()]
+            self._queue.clear()
+            self._cond.notify_all()
+        for item in dropped:
+            item.future.set_exception(_copy(error))
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def _wait_for_batch(self, expired: list[Item]) -> list[Item] | None:
+        """With the lock held: wait until a batch is due, then take it (``[]``: all dropped)."""
+        while True:
+            if self._closed is not None:
+                return None
+            if not self._queue:
+                self._cond.wait()
+                continue
+            now = monotonic()
+            due = self._due_at(now)
+            if due > now:
+                self._cond.wait(due - now)
+                continue
+            return self._take(now, expired)
+
+    def _due_at(self, now: float) -> float:
+        queued = len(self._queue)
+        first = self._queue[0]
+        if queued >= self._max_batch:
+            return now
+        if queued == 1 and self._last_size == 1 and first.arrived >= self._free_since:
+            return now
+        pause_ends = max(self._last_arrival, self._free_since) + self._gap
+        return min(first.arrived + self._max_wait, pause_ends)
+
+    def _take(self, now: float, expired: list[Item]) -> list[Item]:
+        batch: list[Item] = []
+        while self._queue and len(batch) < self._max_batch:
+            item = self._queue.popleft()
+            if not item.future.set_running_or_notify_cancel():
+                continue
+            (expired if item.deadline <= now else batch).append(item)
+        if batch:
+            self._last_size = len(batch)
+        return batch
+
+    def _drop_cancelled(self, item: Item, future: Future[Any]) -> None:
+        if not future.cancelled():
+            return
+        with self._cond:
+            try:
+                self._queue.remove(item)
+            except ValueError:
+                return
+
+
+def _copy(error: HTTPError) -> HTTPError:
+    """A fresh instance per caller: one exception raised in many threads tangles tracebacks."""
+    return HTTPError(error.status, error.message, error.detail, dict(error.headers))

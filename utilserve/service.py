@@ -1,0 +1,213 @@
+"""Service: the backend-agnostic description of an app, and the way to serve it."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import importlib
+import inspect
+import os
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, TypeVar
+
+from . import api
+from .api.base import API, build_router
+from .api.errors import HTTPError
+from .api.routing import Router
+from .backends import Adapter, load_adapter, resolve_backend
+from .handler import Handler
+from .http import Response
+from pydantic_core import to_json
+
+Hook = TypeVar("Hook", bound=Callable[..., Any])
+T = TypeVar("T")
+
+_current: Service | None = None
+
+
+class Service:
+    """An API tree, its config, hooks and models, ready to run on any backend.
+
+    ``backend`` is a name (``"flask"``), a framework module, or an existing
+    native app to mount into; ``UTILSERVE_BACKEND`` overrides it.
+    """
+
+    def __init__(
+        self,
+        module_name: str | None = None,
+        *,
+        name: str,
+        description: str = "",
+        version: str = "0.1.0",
+        backend: Any = "starlette",
+        production: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        asynchronous: bool | None = None,
+        api: type[API] | str | None = None,
+        route: str = "/",
+        max_body_size: int = 10 * 1024 * 1024,
+        sync_threads: int = 40,
+    ) -> None:
+        global _current
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"Service name must be a non-empty str, got {name!r}")
+        if not isinstance(max_body_size, int) or max_body_size <= 0:
+            raise ValueError(f"max_body_size must be a positive int (bytes), got {max_body_size!r}")
+        self.module_name = module_name
+        self.name = name
+        self.description = description
+        self.version = version
+        self.backend = backend
+        self.production = production
+        self.host = host
+        self.port = port
+        self.asynchronous = asynchronous
+        self.api = api
+        self.route = "/" + route.strip("/")
+        self.max_body_size = max_body_size
+        self.sync_threads = sync_threads
+        self.configs: dict[type, Any] = {}
+        self._startup_hooks: list[Callable[[], Any]] = []
+        self._shutdown_hooks: list[Callable[[], Any]] = []
+        self._handler: Handler | None = None
+        self._app: Any = None
+        self._lifecycle_lock = threading.Lock()
+        self._running = False
+        _current = self
+
+    def __repr__(self) -> str:
+        return f"<Service {self.name!r} backend={self.backend_name!r} route={self.route!r}>"
+
+    def use(self, config: T) -> T:
+        """Register a config object (an ``Env``, a settings object); read it back from ``configs``."""
+        self.configs[type(config)] = config
+        return config
+
+    def on_startup(self, hook: Hook) -> Hook:
+        """Run ``hook`` (sync or async) once per serving process, before it serves."""
+        self._startup_hooks.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        """Run ``hook`` (sync or async) when the serving process stops."""
+        self._shutdown_hooks.append(hook)
+        return hook
+
+    @property
+    def backend_name(self) -> str:
+        return resolve_backend(os.environ.get("UTILSERVE_BACKEND") or self.backend)
+
+    @property
+    def ready(self) -> bool:
+        return self._running
+
+    def setup(self) -> Handler:
+        """Compile the API tree (once); errors in the tree surface here, not per request."""
+        if self._handler is None:
+            router = Router()
+            if self.api is not None:
+                build_router(self._resolve_api(), self.route, router)
+            self.endpoints = list(router)
+            build_router(_builtin_api(self), "/", router)
+            self._handler = Handler(self, router)
+        return self._handler
+
+    def application(self) -> Any:
+        """The native WSGI/ASGI app of the chosen backend (built once)."""
+        if self._app is None:
+            native = None if isinstance(self.backend, (str, ModuleType)) else self.backend
+            if os.environ.get("UTILSERVE_BACKEND") and native is not None:
+                if resolve_backend(native) != self.backend_name:
+                    native = None
+            self._app = self.adapter.application(self.setup(), native)
+        return self._app
+
+    def run(self, host: str | None = None, port: int | None = None) -> None:
+        """Serve with the backend's development server (blocking)."""
+        app = self.application()
+        self.adapter.run(app, self.setup(), host or self.host, port or self.port)
+
+    @property
+    def adapter(self) -> Adapter:
+        return load_adapter(self.backend_name)
+
+    def startup(self) -> None:
+        """Run the startup hooks now, from sync code (a WSGI worker)."""
+        asyncio.run(self.astartup())
+
+    async def astartup(self) -> None:
+        """Run the startup hooks now, from an event loop; later calls do nothing until shutdown."""
+        with self._lifecycle_lock:
+            if self._running:
+                return
+            self._running = True
+        atexit.register(self.shutdown)
+        for hook in self._startup_hooks:
+            await _call(hook)
+
+    def shutdown(self) -> None:
+        """Run the shutdown hooks now, from sync code (also registered with atexit)."""
+        asyncio.run(self.ashutdown())
+
+    async def ashutdown(self) -> None:
+        with self._lifecycle_lock:
+            if not self._running:
+                return
+            self._running = False
+        atexit.unregister(self.shutdown)
+        for hook in reversed(self._shutdown_hooks):
+            await _call(hook)
+
+    def _resolve_api(self) -> type[API]:
+        if isinstance(self.api, str):
+            module_name, _, attribute = self.api.partition(":")
+            if not attribute:
+                raise ValueError(f"api import string must be 'module:Attribute', got {self.api!r}")
+            resolved = getattr(importlib.import_module(module_name), attribute)
+        else:
+            resolved = self.api
+        if not (isinstance(resolved, type) and issubclass(resolved, API)):
+            raise TypeError(f"Service api must be an API subclass or 'module:Class', got {resolved!r}")
+        return resolved
+
+
+async def _call(hook: Callable[[], Any]) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
+
+
+def current() -> Service:
+    """The Service most recently created in this process."""
+    if _current is None:
+        raise LookupError("no Service has been created yet in this process")
+    return _current
+
+
+def _builtin_api(service: Service) -> type[API]:
+    """Health probes at the app root and the OpenAPI document under the service route."""
+    from .api.openapi import openapi_document
+
+    document: dict[str, bytes] = {}
+
+    class Builtin(API):
+        @api.get("/livez")
+        async def livez(self) -> dict[str, str]:
+            return {"status": "ok"}
+
+        @api.get("/readyz")
+        async def readyz(self) -> dict[str, str]:
+            if not service.ready:
+                raise HTTPError(503, "service is not ready", headers={"Retry-After": "1"})
+            return {"status": "ready"}
+
+        @api.get(service.route.rstrip("/") + "/openapi.json")
+        async def openapi(self) -> Response:
+            if "json" not in document:
+                document["json"] = to_json(openapi_document(service))
+            return Response.json(document["json"])
+
+    return Builtin
