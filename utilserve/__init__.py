@@ -6,6 +6,7 @@ from . import api
 from .api import API, HTTPError, UploadFile
 from .env import Env, EnvError
 from .http import Request, Response
+from .pool import Model, ModelHandle
 from .service import Service, current
 
 
@@ -28,6 +29,8 @@ __all__ = [
     "Env",
     "EnvError",
     "HTTPError",
+    "Model",
+    "ModelHandle",
     "Request",
     "Response",
     "Service",

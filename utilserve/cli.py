@@ -10,6 +10,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
+from .pool import Model
 from .service import Service
 
 
@@ -48,6 +51,25 @@ def _openapi(args: argparse.Namespace) -> None:
     print(json.dumps(openapi_document(service), indent=2))
 
 
+def _debug(args: argparse.Namespace) -> None:
+    model_cls = load_target(args.target)
+    if not (isinstance(model_cls, type) and issubclass(model_cls, Model)):
+        raise SystemExit(f"utilserve: {args.target} is not a utilserve Model subclass")
+    try:
+        item = model_cls.Input.model_validate_json(args.input)
+    except ValidationError as exc:
+        raise SystemExit(f"utilserve: --input is not a valid {model_cls.__name__}.Input:\n{exc}") from None
+    model = model_cls()
+    model.setup()
+    try:
+        (result,) = model.predict([item])
+    finally:
+        model.teardown()
+    if isinstance(result, Exception):
+        raise SystemExit(f"utilserve: {model_cls.__name__} failed this item: {type(result).__name__}: {result}")
+    print(model_cls.Output.model_validate(result).model_dump_json())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="utilserve", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     openapi = commands.add_parser("openapi", help="print TARGET's OpenAPI 3.1 document")
     openapi.add_argument("target", metavar="TARGET", help="module:service")
     openapi.set_defaults(func=_openapi)
+
+    debug = commands.add_parser("debug", help="setup, predict one input and teardown MODEL_TARGET, with no server")
+    debug.add_argument("target", metavar="MODEL_TARGET", help="module:ModelClass")
+    debug.add_argument("--input", required=True, help="the Input as JSON")
+    debug.set_defaults(func=_debug)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -13,12 +13,12 @@ import logging
 import os
 import threading
 import traceback
-from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .api.errors import HTTPError
 from .api.routing import Endpoint, Router
+from .concurrency import run_sync
 from .http import Request, Response, render
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ class Handler:
         self.max_body_size = service.max_body_size
         self.production = service.production
         self._executor = ThreadPoolExecutor(max_workers=service.sync_threads, thread_name_prefix="utilserve")
-        self._loops = threading.local()
         self._started_pid: int | None = None
         self._start_lock = threading.Lock()
 
@@ -51,13 +50,13 @@ class Handler:
                 request.read_body(self.max_body_size)
             kwargs = endpoint.signature.bind(request)
             if endpoint.is_async:
-                result = self._run_coroutine(endpoint.func(**kwargs))
+                result = run_sync(endpoint.func(**kwargs))
             else:
                 result = endpoint.func(**kwargs)
             return _respond(endpoint, request, result)
         except HTTPError as error:
             return Response.error(error)
-        except Exception as error:  # noqa: BLE001 - the contract turns every failure into a 500
+        except Exception as error:
             return self._internal_error(request, error)
 
     async def ahandle(self, request: Request) -> Response:
@@ -75,7 +74,7 @@ class Handler:
             return _respond(endpoint, request, result)
         except HTTPError as error:
             return Response.error(error)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             return self._internal_error(request, error)
 
     def owns(self, path: str) -> bool:
@@ -98,12 +97,6 @@ class Handler:
 
     async def astop(self) -> None:
         await self.service.ashutdown()
-
-    def _run_coroutine(self, coroutine: Awaitable[Any]) -> Any:
-        runner = getattr(self._loops, "runner", None)
-        if runner is None:
-            runner = self._loops.runner = asyncio.Runner()
-        return runner.run(coroutine)  # type: ignore[arg-type]
 
     def _internal_error(self, request: Request, error: Exception) -> Response:
         logger.exception("unhandled error in %s %s", request.method, request.path)

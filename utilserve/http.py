@@ -30,24 +30,24 @@ AsyncBody = AsyncIterable[bytes]
 class HeaderMap(Protocol):
     """What the core needs of native headers: case-insensitive ``get``."""
 
-    def get(self, key: str, default: Any = None) -> Any: ...
+    def get(self, key: str, /) -> Any: ...
 
 
 class Request:
     """One HTTP request, as the core sees it."""
 
     __slots__ = (
-        "method",
-        "path",
-        "query_string",
-        "headers",
-        "client",
-        "native",
-        "path_params",
         "_body",
-        "_stream",
-        "_query",
         "_cookies",
+        "_query",
+        "_stream",
+        "client",
+        "headers",
+        "method",
+        "native",
+        "path",
+        "path_params",
+        "query_string",
     )
 
     def __init__(
@@ -102,7 +102,7 @@ class Request:
     def read_body(self, limit: int) -> bytes:
         """Read the whole body from a sync stream, refusing more than ``limit`` bytes (413)."""
         if self._body is None:
-            if not callable(self._stream):
+            if not _is_reader(self._stream):
                 raise RuntimeError("this request's body is an async stream: use aread_body()")
             self._check_declared_length(limit)
             data = self._stream(limit + 1)
@@ -114,7 +114,7 @@ class Request:
     async def aread_body(self, limit: int) -> bytes:
         """Read the whole body from either kind of stream, refusing more than ``limit`` bytes."""
         if self._body is None:
-            if callable(self._stream):
+            if _is_reader(self._stream):
                 return self.read_body(limit)
             self._check_declared_length(limit)
             chunks: list[bytes] = []
@@ -144,7 +144,7 @@ class Response:
     JSON-serialisable, pydantic models included (application/json).
     """
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(
         self,
@@ -193,6 +193,11 @@ def render(content: Any) -> tuple[bytes, str | None]:
     if isinstance(content, (bytearray, memoryview)):
         return bytes(content), BINARY
     return to_json(content), JSON
+
+
+def _is_reader(stream: object) -> bool:
+    """A sync ``read(n)``; some native streams are both callable and async-iterable."""
+    return callable(stream) and not hasattr(stream, "__aiter__")
 
 
 def _too_large(limit: int) -> HTTPError:

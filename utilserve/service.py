@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import importlib
 import inspect
@@ -12,14 +11,17 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
+from pydantic_core import to_json
+
 from . import api
 from .api.base import API, build_router
 from .api.errors import HTTPError
 from .api.routing import Router
 from .backends import Adapter, load_adapter, resolve_backend
+from .concurrency import run_sync
 from .handler import Handler
 from .http import Response
-from pydantic_core import to_json
+from .pool import Model, ModelHandle
 
 Hook = TypeVar("Hook", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -32,6 +34,8 @@ class Service:
 
     ``backend`` is a name (``"flask"``), a framework module, or an existing
     native app to mount into; ``UTILSERVE_BACKEND`` overrides it.
+    ``asynchronous`` picks ASGI over WSGI where a framework has both (Django,
+    Falcon); ``UTILSERVE_ASYNCHRONOUS`` overrides it.
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class Service:
         route: str = "/",
         max_body_size: int = 10 * 1024 * 1024,
         sync_threads: int = 40,
+        pool: str = "thread",
     ) -> None:
         global _current
         if not isinstance(name, str) or not name:
@@ -64,11 +69,14 @@ class Service:
         self.production = production
         self.host = host
         self.port = port
-        self.asynchronous = asynchronous
+        self.asynchronous = _env_flag("UTILSERVE_ASYNCHRONOUS", asynchronous)
         self.api = api
         self.route = "/" + route.strip("/")
         self.max_body_size = max_body_size
         self.sync_threads = sync_threads
+        self.pool = pool
+        self.models: list[ModelHandle] = []
+        self._model_routes: list[tuple[ModelHandle, str]] = []
         self.configs: dict[type, Any] = {}
         self._startup_hooks: list[Callable[[], Any]] = []
         self._shutdown_hooks: list[Callable[[], Any]] = []
@@ -96,13 +104,39 @@ class Service:
         self._shutdown_hooks.append(hook)
         return hook
 
+    def model(
+        self,
+        model_cls: type[Model],
+        *,
+        name: str | None = None,
+        route: str | None = None,
+        workers: int = 1,
+        pool: str | None = None,
+    ) -> ModelHandle:
+        """Serve ``model_cls`` from a worker pool; call the handle's ``predict`` / ``apredict``.
+
+        With ``route``, ``POST {service route}{route}`` takes ``Input`` as its
+        JSON body and answers ``Output``.  The pool kind is ``pool``, else
+        ``UTILSERVE_POOL``, else the Service's ``pool``.  Models load at
+        startup; ``/readyz`` is 503 until they have.
+        """
+        if self._handler is not None:
+            raise RuntimeError(f"declare models before the app is built: {model_cls!r} came after setup()")
+        kind = pool or os.environ.get("UTILSERVE_POOL") or self.pool
+        handle = ModelHandle(model_cls, name, workers, kind)
+        self.models.append(handle)
+        if route is not None:
+            self._model_routes.append((handle, route))
+        return handle
+
     @property
     def backend_name(self) -> str:
         return resolve_backend(os.environ.get("UTILSERVE_BACKEND") or self.backend)
 
     @property
     def ready(self) -> bool:
-        return self._running
+        """Started, and every model loaded."""
+        return self._running and all(handle.ready for handle in self.models)
 
     def setup(self) -> Handler:
         """Compile the API tree (once); errors in the tree surface here, not per request."""
@@ -110,6 +144,8 @@ class Service:
             router = Router()
             if self.api is not None:
                 build_router(self._resolve_api(), self.route, router)
+            for handle, route in self._model_routes:
+                build_router(_model_api(handle, route), self.route, router)
             self.endpoints = list(router)
             build_router(_builtin_api(self), "/", router)
             self._handler = Handler(self, router)
@@ -119,9 +155,8 @@ class Service:
         """The native WSGI/ASGI app of the chosen backend (built once)."""
         if self._app is None:
             native = None if isinstance(self.backend, (str, ModuleType)) else self.backend
-            if os.environ.get("UTILSERVE_BACKEND") and native is not None:
-                if resolve_backend(native) != self.backend_name:
-                    native = None
+            if native is not None and resolve_backend(native) != self.backend_name:
+                native = None
             self._app = self.adapter.application(self.setup(), native)
         return self._app
 
@@ -136,7 +171,7 @@ class Service:
 
     def startup(self) -> None:
         """Run the startup hooks now, from sync code (a WSGI worker)."""
-        asyncio.run(self.astartup())
+        run_sync(self.astartup())
 
     async def astartup(self) -> None:
         """Run the startup hooks now, from an event loop; later calls do nothing until shutdown."""
@@ -147,10 +182,12 @@ class Service:
         atexit.register(self.shutdown)
         for hook in self._startup_hooks:
             await _call(hook)
+        for handle in self.models:
+            handle.start()
 
     def shutdown(self) -> None:
         """Run the shutdown hooks now, from sync code (also registered with atexit)."""
-        asyncio.run(self.ashutdown())
+        run_sync(self.ashutdown())
 
     async def ashutdown(self) -> None:
         with self._lifecycle_lock:
@@ -158,6 +195,8 @@ class Service:
                 return
             self._running = False
         atexit.unregister(self.shutdown)
+        for handle in self.models:
+            handle.stop()  # blocks while running batches finish; no executor exists at interpreter exit
         for hook in reversed(self._shutdown_hooks):
             await _call(hook)
 
@@ -172,6 +211,15 @@ class Service:
         if not (isinstance(resolved, type) and issubclass(resolved, API)):
             raise TypeError(f"Service api must be an API subclass or 'module:Class', got {resolved!r}")
         return resolved
+
+
+def _env_flag(name: str, default: bool | None) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"{name} must be one of 1/true/yes/0/false/no, got {value!r}")
+    return value in ("1", "true", "yes")
 
 
 async def _call(hook: Callable[[], Any]) -> None:
@@ -201,7 +249,8 @@ def _builtin_api(service: Service) -> type[API]:
         @api.get("/readyz")
         async def readyz(self) -> dict[str, str]:
             if not service.ready:
-                raise HTTPError(503, "service is not ready", headers={"Retry-After": "1"})
+                models = {handle.name: _model_state(handle) for handle in service.models}
+                raise HTTPError(503, "service is not ready", {"models": models}, {"Retry-After": "1"})
             return {"status": "ready"}
 
         @api.get(service.route.rstrip("/") + "/openapi.json")
@@ -211,3 +260,20 @@ def _builtin_api(service: Service) -> type[API]:
             return Response.json(document["json"])
 
     return Builtin
+
+
+def _model_state(handle: ModelHandle) -> str:
+    if handle.ready:
+        return "ready"
+    return f"failed: {type(handle.error).__name__}" if handle.error else "loading"
+
+
+def _model_api(handle: ModelHandle, route: str) -> type[API]:
+    """``POST route``: the model's ``Input`` as the JSON body, its ``Output`` as the answer."""
+
+    async def predict(self: API, item: Any) -> Any:
+        return await handle.apredict(item)
+
+    predict.__annotations__ = {"item": handle.model_cls.Input, "return": handle.model_cls.Output}
+    predict.__doc__ = (handle.model_cls.__doc__ or f"Run {handle.name}.").strip()
+    return type(handle.name, (API,), {handle.name: api.post(route)(predict)})

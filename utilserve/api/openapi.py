@@ -6,6 +6,7 @@ import typing
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
+from pydantic_core import to_jsonable_python
 
 from ..http import Response
 from .params import Param, Source, UploadFile, _strip_optional
@@ -100,6 +101,8 @@ def _parameter(param: Param, schemas: _Schemas) -> dict[str, Any]:
         "required": param.source is Source.PATH or param.required,
         "schema": schemas.of(param.annotation),
     }
+    if not param.required and param.default is not None:
+        spec["schema"] = {"default": to_jsonable_python(param.default, fallback=str), **spec["schema"]}
     if param.many and param.source is Source.QUERY:
         spec["explode"] = True
     return spec
@@ -142,4 +145,5 @@ def _success(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+    schema = {"$ref": REF.format(model="Error")}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}

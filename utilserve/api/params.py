@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
-from enum import Enum
+from enum import StrEnum
 from types import NoneType, UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -25,7 +25,7 @@ from ..http import Request
 from .errors import HTTPError
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     PATH = "path"
     QUERY = "query"
     HEADER = "header"
@@ -42,25 +42,25 @@ class Marker:
     alias: str | None = None
 
 
-def Header(alias: str | None = None) -> Marker:  # noqa: N802 - reads as a type in annotations
+def Header(alias: str | None = None) -> Marker:
     """A request header; by default the parameter name with ``_`` read as ``-``."""
     return Marker(Source.HEADER, alias)
 
 
-def Cookie(alias: str | None = None) -> Marker:  # noqa: N802
+def Cookie(alias: str | None = None) -> Marker:
     return Marker(Source.COOKIE, alias)
 
 
-def Query(alias: str | None = None) -> Marker:  # noqa: N802
+def Query(alias: str | None = None) -> Marker:
     return Marker(Source.QUERY, alias)
 
 
-def Body(alias: str | None = None) -> Marker:  # noqa: N802
+def Body(alias: str | None = None) -> Marker:
     """The JSON body; with an alias (or beside other body parameters), one key of it."""
     return Marker(Source.BODY, alias)
 
 
-def File(alias: str | None = None) -> Marker:  # noqa: N802
+def File(alias: str | None = None) -> Marker:
     """A multipart upload, kept in memory: annotate as ``bytes`` or ``UploadFile``."""
     return Marker(Source.FILE, alias)
 
@@ -117,7 +117,8 @@ class Signature:
             raise TypeError(f"{fn.__qualname__}: path parameter(s) {sorted(missing)} have no function argument")
         self.plain = [p for p in self.params if p.source is not Source.BODY]
         self.body = [p for p in self.params if p.source is Source.BODY]
-        self.reads_body = bool(self.body) or any(p.source is Source.FILE for p in self.params)
+        has_files = any(p.source is Source.FILE for p in self.params)
+        self.reads_body = bool(self.body) or has_files or self.request_arg is not None
         self._plain_model = _plain_model(fn, self.plain) if self.plain else None
         self._body_adapter, self._embed = _body_adapter(fn, self.body)
 
@@ -129,7 +130,7 @@ class Signature:
             try:
                 values.update(self._plain_model.model_validate(self._gather(request)).__dict__)
             except ValidationError as exc:
-                errors.extend(_details(exc, self._locate))
+                errors.extend(validation_details(exc, self._locate))
         if self._body_adapter is not None:
             values.update(self._bind_body(request, errors))
         if errors:
@@ -179,7 +180,7 @@ class Signature:
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 raise HTTPError(400, f"malformed JSON body: {exc.errors()[0]['msg']}") from None
-            errors.extend(_details(exc, self._locate_body))
+            errors.extend(validation_details(exc, self._locate_body))
             return {}
         if self._embed:
             return value.__dict__
@@ -273,7 +274,10 @@ def _body_adapter(fn: Callable[..., Any], params: list[Param]) -> tuple[TypeAdap
     return TypeAdapter(create_model(f"{fn.__qualname__}.body", **fields)), True
 
 
-def _details(exc: ValidationError, locate: Callable[[tuple[Any, ...]], tuple[Source, str]]) -> list[dict[str, Any]]:
+def validation_details(
+    exc: ValidationError, locate: Callable[[tuple[Any, ...]], tuple[Source, str]]
+) -> list[dict[str, Any]]:
+    """The 422 ``detail`` entries, one per failing field: where it was, its name, why."""
     details = []
     for error in exc.errors(include_url=False, include_context=False, include_input=False):
         source, field = locate(error["loc"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import flask
 
 from ..handler import HEALTH_PATHS, Handler
@@ -29,7 +27,10 @@ def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
             native=native_request,
         )
         response = handler.handle(request)
-        return response_class(response.body, status=response.status, headers=response.headers)
+        native_response = response_class(response.body, status=response.status, headers=response.headers)
+        if response.header("content-type") is None:
+            del native_response.headers["Content-Type"]
+        return native_response
 
     prefix = handler.route.rstrip("/") if native is not None else ""
     rules = [prefix or "/", prefix + "/<path:path>", *(HEALTH_PATHS if prefix else ())]

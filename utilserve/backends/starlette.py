@@ -9,7 +9,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ..handler import HEALTH_PATHS, Handler
 from ..http import Request, Response
@@ -56,7 +56,7 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-def routes(handler: Handler, standalone: bool) -> list[Route]:
+def routes(handler: Handler, standalone: bool) -> list[BaseRoute]:
     endpoint = Endpoint(handler)
     prefix = handler.route.rstrip("/")
     if standalone or not prefix:

@@ -8,25 +8,29 @@ call them from the threads that feed its worker processes.
 When a batch goes (checked whenever an item arrives or a wait runs out):
 
 1. at once when ``max_batch_size`` items are queued;
-2. at the latest ``max_wait_ms`` after the batch's FIRST item arrived
-   (one deadline, never reset by later arrivals);
+2. at the latest ``max_wait_ms`` after its FIRST item arrived: one
+   deadline, never reset by later arrivals. If that item arrived while
+   every worker was busy, the clock starts when a worker turns to it, since
+   time spent waiting for a worker is not time spent waiting for a batch;
 3. at once for a lone request: the only queued item, it arrived while a
    worker was free, and the previous batch was a single item too. Traffic
-   that produced single-item batches has no company to wait for, so
-   concurrency-1 latency is the model's cost plus a wake-up;
-4. otherwise once arrivals pause: no new item for ``idle_gap_ms`` (default
-   1 ms, never above ``max_wait_ms``), counted from the later of the last
-   arrival and the moment a worker last finished a batch.
+   that produces single-item batches has no company to wait for, so
+   concurrency-1 latency is the model's cost plus a thread wake-up;
+4. otherwise as soon as arrivals pause: no new item for ``idle_gap_ms``
+   (default 1 ms, never above ``max_wait_ms``), counted from the later of
+   the last arrival and the moment a worker last finished a batch.
 
-Rule 4 is what keeps batching high without paying the full ``max_wait_ms``:
-callers whose batch just finished come back within microseconds of each
-other, so waiting for the burst to end gathers them all, and counting from
-the end of the last batch lets those returning callers join items that
-queued while the worker was busy, instead of alternating a one-item batch
-with a large one. Under saturation the queue refills while workers are busy
-and rule 1 dominates. A batch taken while a worker is free costs at most
-``idle_gap_ms`` beyond the last arrival (rules 3 and 4), never ``max_wait_ms``
-unless items keep arriving closer together than the gap.
+Rules 2 and 4 together keep batches full without paying ``max_wait_ms`` on
+every batch. Callers whose batch just finished come back within
+microseconds of each other, so waiting for that burst to end gathers them
+all; counting the pause from the end of the last batch lets those returning
+callers join the items that queued while the worker was busy, instead of
+settling into a one-item batch alternating with a large one (which halves
+throughput at concurrency 2 to ``max_batch_size``). Under saturation the
+queue refills while workers are busy and rule 1 dominates. A request to an
+idle pool waits at most ``idle_gap_ms`` (rule 4) or not at all (rule 3);
+it waits up to ``max_wait_ms`` only while items keep arriving closer
+together than the gap.
 
 Only one worker gathers a batch at a time (the others wait their turn), so
 concurrent workers never split a forming batch into fragments.
@@ -38,6 +42,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from time import monotonic
@@ -57,17 +62,15 @@ class Item:
     arrived: float
     future: Future[Any] = field(default_factory=Future)
 
-    def cancel(self) -> bool:
-        """Drop the item if no worker took it yet (the client went away)."""
-        return self.future.cancel()
-
 
 class Batcher:
     """A bounded queue that hands workers batches by the rules in the module doc.
 
     Deadlines are ``time.monotonic()`` values. An item whose deadline passed
-    while queued is answered 504 and never reaches the model; a cancelled
-    item (``future.cancel()``) leaves the queue at once, freeing its slot.
+    while queued is answered 504 and never reaches the model. The cancel
+    hook is the future itself: ``future.cancel()`` (a client that went away,
+    or ``asyncio`` cancelling a wrapped future) takes a queued item out at
+    once, freeing its slot; once a worker took it, cancel returns False.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class Batcher:
         self._gathering = threading.Lock()
         self._last_arrival = 0.0
         self._free_since = monotonic()
+        self._gather_since = self._free_since
         self._last_size = 0
         self._closed: HTTPError | None = None
 
@@ -116,6 +120,8 @@ class Batcher:
         caller must hand them back through :meth:`finish`.
         """
         with self._gathering:
+            with self._cond:
+                self._gather_since = monotonic()
             while True:
                 expired: list[Item] = []
                 with self._cond:
@@ -124,7 +130,7 @@ class Batcher:
                     item.future.set_exception(
                         HTTPError(504, f"model {self.name}: deadline passed while queued")
                     )
-                if batch != []:
+                if batch is None or batch:
                     return batch
 
     def finish(self, batch: Sequence[Item], outcomes: Sequence[Any]) -> None:
@@ -146,9 +152,6 @@ class Batcher:
             self._cond.notify_all()
         for item in dropped:
             item.future.set_exception(_copy(error))
-
-    def __len__(self) -> int:
-        return len(self._queue)
 
     def _wait_for_batch(self, expired: list[Item]) -> list[Item] | None:
         """With the lock held: wait until a batch is due, then take it (``[]``: all dropped)."""
@@ -172,8 +175,9 @@ class Batcher:
             return now
         if queued == 1 and self._last_size == 1 and first.arrived >= self._free_since:
             return now
+        opened = max(first.arrived, self._gather_since)
         pause_ends = max(self._last_arrival, self._free_since) + self._gap
-        return min(first.arrived + self._max_wait, pause_ends)
+        return min(opened + self._max_wait, pause_ends)
 
     def _take(self, now: float, expired: list[Item]) -> list[Item]:
         batch: list[Item] = []
@@ -187,13 +191,9 @@ class Batcher:
         return batch
 
     def _drop_cancelled(self, item: Item, future: Future[Any]) -> None:
-        if not future.cancelled():
-            return
-        with self._cond:
-            try:
+        if future.cancelled():
+            with self._cond, suppress(ValueError):
                 self._queue.remove(item)
-            except ValueError:
-                return
 
 
 def _copy(error: HTTPError) -> HTTPError:

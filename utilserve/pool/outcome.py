@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..api.errors import HTTPError
-from .model import Model
+from .model import ErrorMapping, Model
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -25,15 +25,18 @@ def run_batch(model: Model, name: str, batch: list[BaseModel]) -> list[Outcome]:
     """Call ``model.predict(batch)``; return exactly one outcome per item."""
     try:
         results = model.predict(batch)
-    except Exception as exc:
-        return [to_http_error(model, name, exc) for _ in batch]
+    except Exception as exc:  # noqa: BLE001 - any model failure becomes an HTTP error
+        return _for_each(batch, to_http_error(model, name, exc))
     try:
         results = list(results)
     except TypeError:
-        return _fail_all(batch, f"model {name}: predict returned {type(results).__name__}, expected a list")
+        return _fail_all(
+            batch, f"model {name}: predict returned {type(results).__name__}, expected a list"
+        )
     if len(results) != len(batch):
         return _fail_all(
-            batch, f"model {name}: predict returned {len(results)} results for a batch of {len(batch)}"
+            batch,
+            f"model {name}: predict returned {len(results)} results for a batch of {len(batch)}",
         )
     return [_outcome(model, name, index, result) for index, result in enumerate(results)]
 
@@ -61,7 +64,8 @@ def to_http_error(model: Model, name: str, exc: Exception) -> HTTPError:
     return error
 
 
-def _mapped(errors: Any, exc_type: type[Exception]) -> int | tuple[int, str] | None:
+def _mapped(errors: ErrorMapping, exc_type: type[Exception]) -> int | tuple[int, str] | None:
+    """The entry for the exception's nearest mapped class, so subclasses inherit a mapping."""
     for klass in exc_type.__mro__:
         if klass in errors:
             return errors[klass]
@@ -88,4 +92,14 @@ def _outcome(model: Model, name: str, index: int, result: Any) -> Outcome:
 
 def _fail_all(batch: list[BaseModel], message: str) -> list[Outcome]:
     logger.error(message)
-    return [HTTPError(500, message) for _ in batch]
+    return _for_each(batch, HTTPError(500, message))
+
+
+def _for_each(batch: list[BaseModel], error: HTTPError) -> list[Outcome]:
+    """One instance per item: a single exception raised in many threads tangles tracebacks."""
+    copies: list[Outcome] = [error]
+    for _ in batch[1:]:
+        copy = HTTPError(error.status, error.message, error.detail, dict(error.headers))
+        copy.__cause__ = error.__cause__
+        copies.append(copy)
+    return copies

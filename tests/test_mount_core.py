@@ -1,0 +1,32 @@
+"""utilserve mounted into existing Flask and Starlette apps: both sides keep working."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .cells import GUNICORN, UVICORN
+from .servers import Cell, serve
+
+MOUNTS = [
+    (Cell("flask@gunicorn", "flask", GUNICORN), "tests.apps.mount_flask:app", {"from": "flask", "hook": "ran"}),
+    (Cell("starlette@uvicorn", "starlette", UVICORN), "tests.apps.mount_starlette:app",
+     {"from": "starlette", "lifespan": "ran"}),
+]
+
+
+@pytest.mark.parametrize(("cell", "app", "native_body"), MOUNTS, ids=[m[0].name for m in MOUNTS])
+def test_native_and_utilserve_routes_both_answer(cell: Cell, app: str, native_body: dict) -> None:
+    server = serve(cell, app)
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            native = client.get("/native")
+            assert native.json() == native_body and native.headers["x-native"] == "yes"
+            ours = client.get("/api/hello?name=m")
+            assert ours.json() == {"message": "hello m"} and ours.headers["x-native"] == "yes"
+            assert client.get("/api/nope").json() == {"error": {"status": 404, "message": "no route for /api/nope"}}
+            assert client.get("/livez").json() == {"status": "ok"}
+            assert client.get("/readyz").json() == {"status": "ready"}
+            assert client.get("/elsewhere").status_code == 404
+    finally:
+        server.stop()

@@ -1,0 +1,69 @@
+"""utilserve inside an existing Django project: the project's view and middleware keep working beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .cells import GUNICORN, UVICORN
+from .servers import Cell, Server, serve
+
+APP = "tests.apps.mount_django:app"
+SETUPS = [
+    Cell("backend-wsgi@gunicorn", "django", GUNICORN, (("UTILSERVE_ASYNCHRONOUS", "0"), ("MOUNT_DJANGO", "backend"))),
+    Cell("backend-asgi@uvicorn", "django", UVICORN, (("UTILSERVE_ASYNCHRONOUS", "1"), ("MOUNT_DJANGO", "backend"))),
+    Cell("include-wsgi@gunicorn", "django", GUNICORN, (("UTILSERVE_ASYNCHRONOUS", "0"), ("MOUNT_DJANGO", "include"))),
+]
+
+
+@pytest.fixture(scope="module", params=SETUPS, ids=[cell.name for cell in SETUPS])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    started = serve(request.param, APP)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+def test_project_view_answers_through_its_middleware(client: httpx.Client) -> None:
+    response = client.get("/home")
+    assert response.status_code == 200
+    assert response.json() == {"project": True}
+    assert response.headers["x-project"] == "stamped"
+
+
+def test_utilserve_endpoint_answers_through_the_project_middleware(client: httpx.Client) -> None:
+    response = client.get("/api/hello", params={"name": "django"})
+    assert response.status_code == 200
+    assert response.json() == {"message": "hello django"}
+    assert response.headers["x-project"] == "stamped"
+
+
+def test_utilserve_post_is_not_stopped_by_the_project_csrf_middleware(client: httpx.Client) -> None:
+    response = client.post("/api/echo", json={"value": 3})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"value": 3}
+
+
+def test_unknown_path_under_the_route_gets_utilserve_404(client: httpx.Client) -> None:
+    response = client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"status": 404, "message": "no route for /api/nope"}}
+    assert response.headers["x-project"] == "stamped"
+
+
+def test_unknown_path_outside_the_route_stays_the_project_404(client: httpx.Client) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert "application/json" not in response.headers.get("content-type", "")
+
+
+def test_health_probes_answer_and_hooks_ran(client: httpx.Client) -> None:
+    assert client.get("/livez").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}

@@ -1,0 +1,74 @@
+"""utilserve inside a native Falcon app, WSGI under gunicorn and ASGI under uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .cells import CELLS
+from .servers import serve
+
+# cell -> (app, what the native resource answers, what the native middleware stamps)
+CELL_APPS = {
+    "falcon-wsgi@gunicorn": ("tests.apps.mount_falcon_wsgi:app", {"native": True}, "wsgi"),
+    "falcon-asgi@uvicorn": ("tests.apps.mount_falcon_asgi:app", {"native": True, "native_started": True}, "asgi"),
+}
+
+
+@pytest.fixture(scope="module", params=list(CELL_APPS))
+def cell_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def client(cell_name: str) -> Iterator[httpx.Client]:
+    cell = next(cell for cell in CELLS if cell.name == cell_name)
+    server = serve(cell, CELL_APPS[cell_name][0])
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def test_native_resource_middleware_and_lifespan_still_run(client: httpx.Client, cell_name: str) -> None:
+    _, body, stamp = CELL_APPS[cell_name]
+    response = client.get("/native")
+    assert response.status_code == 200
+    assert response.json() == body
+    assert response.headers["x-native-middleware"] == stamp
+
+
+def test_utilserve_endpoint_answers_through_native_middleware(client: httpx.Client) -> None:
+    response = client.get("/api/hello", params={"name": "falcon"})
+    assert response.status_code == 200
+    assert response.json() == {"message": "hello falcon"}
+    assert response.headers["content-type"] == "application/json"
+    assert "x-native-middleware" in response.headers
+
+
+def test_unknown_path_under_route_is_utilserve_404(client: httpx.Client) -> None:
+    response = client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.content == b'{"error":{"status":404,"message":"no route for /api/nope"}}'
+
+
+def test_wrong_method_under_route_is_utilserve_405(client: httpx.Client) -> None:
+    response = client.delete("/api/hello")
+    assert response.status_code == 405
+    assert response.json()["error"]["status"] == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_health_paths_answer(client: httpx.Client) -> None:
+    assert client.get("/livez").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize("path", ["/other", "/apix", "/livez/x"])
+def test_paths_outside_utilserve_stay_falcon_s(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "error" not in response.json()

@@ -1,0 +1,62 @@
+"""utilserve inside a native FastAPI app under uvicorn: both sides answer, native hooks still run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .cells import CELLS
+from .servers import serve
+
+STARTED = ["native-startup", "utilserve-startup"]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    cell = next(cell for cell in CELLS if cell.name == "fastapi@uvicorn")
+    server = serve(cell, "tests.apps.mount_fastapi:app")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def test_native_route_middleware_and_lifespan_still_run(client: httpx.Client) -> None:
+    response = client.get("/native/7")
+    assert response.status_code == 200
+    assert response.json() == {"native": 7, "events": STARTED}
+    assert response.headers["x-native-middleware"] == "fastapi"
+
+
+def test_native_validation_and_docs_stay_fastapi_s(client: httpx.Client) -> None:
+    assert client.get("/native/x").status_code == 422
+    assert "detail" in client.get("/native/x").json()
+    assert client.get("/openapi.json").json()["paths"].keys() == {"/native/{item_id}"}
+
+
+def test_utilserve_endpoint_answers_through_native_middleware(client: httpx.Client) -> None:
+    response = client.get("/api/hello", params={"name": "fastapi"})
+    assert response.status_code == 200
+    assert response.json() == {"message": "hello fastapi"}
+    assert response.headers["x-native-middleware"] == "fastapi"
+
+
+def test_unknown_path_under_route_is_utilserve_404(client: httpx.Client) -> None:
+    response = client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.content == b'{"error":{"status":404,"message":"no route for /api/nope"}}'
+
+
+def test_health_paths_answer(client: httpx.Client) -> None:
+    assert client.get("/livez").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize("path", ["/other", "/apix"])
+def test_paths_outside_utilserve_stay_fastapi_s(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}

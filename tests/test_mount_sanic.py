@@ -1,0 +1,60 @@
+"""utilserve mounted into an existing Sanic app under Sanic's own multi-worker server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .cells import CELLS
+from .servers import serve
+
+SANIC = next(cell for cell in CELLS if cell.name == "sanic@sanic")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    server = serve(SANIC, "tests.apps.mount_sanic:app")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def test_native_routes_listener_and_middleware_still_work(client: httpx.Client) -> None:
+    response = client.get("/native")
+    assert response.json() == {"from": "sanic", "listener": "ran"}
+    assert response.headers["x-native"] == "yes"
+    echoed = client.post("/native/echo", json={"a": 1})
+    assert echoed.json() == {"echo": {"a": 1}} and echoed.headers["x-native"] == "yes"
+
+
+def test_utilserve_endpoints_answer_through_native_middleware(client: httpx.Client) -> None:
+    response = client.get("/api/hello", params={"name": "sanic"})
+    assert response.json() == {"message": "hello sanic"}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-native"] == "yes"
+    assert client.post("/api/total", json=[1, 2, 3]).json() == {"total": 6}
+
+
+def test_utilserve_errors_under_route(client: httpx.Client) -> None:
+    assert client.get("/api/nope").content == b'{"error":{"status":404,"message":"no route for /api/nope"}}'
+    wrong = client.delete("/api/hello")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD"
+    large = client.post("/api/total", json=[1] * 1000)
+    assert large.content == b'{"error":{"status":413,"message":"request body exceeds the limit of 1024 bytes"}}'
+
+
+def test_health_paths_answer(client: httpx.Client) -> None:
+    assert client.get("/livez").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+    assert client.get("/livez/").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/elsewhere", "/apix", "/livez/x"])
+def test_paths_outside_utilserve_stay_sanic_s(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert b'"error":{"status"' not in response.content

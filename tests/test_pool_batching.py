@@ -1,0 +1,114 @@
+"""Batches really form under concurrency, stay within limits, and never stall a lone request."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from utilserve.api.errors import HTTPError
+from utilserve.pool import ModelHandle
+from utilserve.pool.batcher import Batcher
+
+from .test_pool_support import WAIT_S, echo, seen
+
+
+def test_concurrent_callers_form_batches_within_the_limit() -> None:
+    model = echo(max_batch_size=8, cost_s=0.005)
+    barrier = threading.Barrier(64)
+
+    def call(x: int) -> int:
+        barrier.wait(WAIT_S)
+        return handle.predict({"x": x}).x
+
+    with ModelHandle(model) as handle, ThreadPoolExecutor(64) as callers:
+        answers = list(callers.map(call, range(64)))
+
+    assert answers == list(range(64))
+    sizes = [len(batch) for batch in model.batches]
+    assert sorted(seen(model)) == list(range(64))
+    assert max(sizes) <= 8
+    assert max(sizes) > 1
+
+
+def test_several_workers_share_the_load_without_exceeding_the_limit() -> None:
+    model = echo(max_batch_size=4, cost_s=0.01)
+    with ModelHandle(model, workers=2) as handle, ThreadPoolExecutor(32) as callers:
+        answers = list(callers.map(lambda x: handle.predict({"x": x}).x, range(32)))
+    assert answers == list(range(32))
+    assert max(len(batch) for batch in model.batches) <= 4
+    assert len(model.threads) == 2
+
+
+def test_a_lone_request_to_an_idle_pool_is_not_held_for_max_wait() -> None:
+    model = echo(max_wait_ms=200)
+    with ModelHandle(model) as handle:
+        for x in range(5):
+            began = time.monotonic()
+            assert handle.predict({"x": x}).x == x
+            assert time.monotonic() - began < 0.1
+        with ThreadPoolExecutor(16) as callers:
+            list(callers.map(lambda x: handle.predict({"x": x}), range(16)))
+        began = time.monotonic()
+        handle.predict({"x": 99})
+        assert time.monotonic() - began < 0.1
+
+
+def test_callers_in_a_closed_loop_keep_batching_together() -> None:
+    """Callers that return together after each batch are batched together again."""
+    model = echo(max_batch_size=8, max_wait_ms=5, cost_s=0.02)
+
+    def loop(x: int) -> None:
+        for _ in range(8):
+            assert handle.predict({"x": x}).x == x
+
+    with ModelHandle(model) as handle, ThreadPoolExecutor(4) as callers:
+        list(callers.map(loop, range(4)))
+    sizes = [len(batch) for batch in model.batches]
+    assert max(sizes) == 4
+    assert statistics.mean(sizes) > 2
+
+
+def test_max_wait_counts_from_the_first_item_not_the_latest() -> None:
+    # idle_gap_ms above max_wait_ms leaves only the max_wait deadline to end a batch
+    batcher = Batcher("trickle", max_batch_size=16, max_wait_ms=100, max_queue=64, idle_gap_ms=1000)
+    dispatched: list[tuple[float, list[int]]] = []
+
+    def worker() -> None:
+        while (batch := batcher.next_batch()) is not None:
+            dispatched.append((time.monotonic(), [item.payload for item in batch]))
+            batcher.finish(batch, [item.payload for item in batch])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    first_sent = time.monotonic()
+    futures = []
+    for x in range(10):
+        futures.append(batcher.submit(x, time.monotonic() + WAIT_S))
+        time.sleep(0.03)
+    assert [future.result(WAIT_S) for future in futures] == list(range(10))
+    batcher.close(HTTPError(503))
+    thread.join(WAIT_S)
+
+    went_at, first_batch = dispatched[0]
+    assert went_at - first_sent >= 0.1
+    assert first_batch == list(range(len(first_batch)))
+    assert 2 <= len(first_batch) < 10
+    assert sorted(x for _, batch in dispatched for x in batch) == list(range(10))
+
+
+def test_a_full_batch_goes_without_waiting() -> None:
+    batcher = Batcher("full", max_batch_size=4, max_wait_ms=60_000, max_queue=8, idle_gap_ms=60_000)
+    futures = [batcher.submit(x, time.monotonic() + WAIT_S) for x in range(6)]
+    began = time.monotonic()
+    batch = batcher.next_batch()
+    assert batch is not None
+    assert time.monotonic() - began < WAIT_S
+    assert [item.payload for item in batch] == [0, 1, 2, 3]
+    batcher.finish(batch, [item.payload * 10 for item in batch])
+    assert [future.result(0) for future in futures[:4]] == [0, 10, 20, 30]
+    assert not futures[4].done()
+    batcher.close(HTTPError(503))
+    refused = futures[4].exception(0)
+    assert isinstance(refused, HTTPError) and refused.status == 503

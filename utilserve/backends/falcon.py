@@ -1,0 +1,125 @@
+"""Falcon (WSGI or ASGI): utilserve answers through one sink; a middleware runs the hooks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from ..handler import HEALTH_PATHS, Handler
+from ..http import AsyncBody, Request, Response, SyncBody
+
+FalconApp = falcon.App | falcon.asgi.App
+
+
+class _Headers:
+    """Falcon's request headers behind the case-insensitive ``get`` that the core reads."""
+
+    __slots__ = ("_req",)
+
+    def __init__(self, req: falcon.Request) -> None:
+        self._req = req
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._req.get_header(key, default=default)
+
+
+class _WSGIHooks:
+    """Runs startup hooks once per worker process before it serves: WSGI has no startup event."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.handler.start_once()
+
+
+class _ASGIHooks:
+    """Runs startup and shutdown hooks from falcon.asgi's lifespan events."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        await self.handler.astart()
+
+    async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        await self.handler.astop()
+
+
+def _request(req: falcon.Request, body: SyncBody | AsyncBody) -> Request:
+    return Request(req.method, req.path, req.query_string, _Headers(req), body, req.remote_addr, native=req)
+
+
+def _respond(resp: falcon.Response, response: Response) -> None:
+    """Copy utilserve's response as is; falcon lowercases header names, which HTTP allows."""
+    resp.status = response.status
+    for name, value in response.headers:
+        resp.append_header(name, value)
+    resp.data = response.body
+
+
+def _wsgi_sink(handler: Handler) -> Any:
+    def sink(req: falcon.Request, resp: falcon.Response) -> None:
+        _respond(resp, handler.handle(_request(req, req.bounded_stream.read)))
+
+    return sink
+
+
+def _asgi_sink(handler: Handler) -> Any:
+    async def sink(req: falcon.asgi.Request, resp: falcon.asgi.Response | None, ws: Any = None) -> None:
+        if resp is None:
+            return  # a WebSocket: utilserve serves HTTP only, and falcon closes the connection
+        _respond(resp, await handler.ahandle(_request(req, req.stream)))
+
+    return sink
+
+
+def _prefix(handler: Handler, standalone: bool) -> re.Pattern[str]:
+    """Every path for a new app; in a native app only the service route and the health paths."""
+    route = handler.route.rstrip("/")
+    if standalone or not route:
+        return re.compile("")
+    paths = [re.escape(route) + "(?:/.*)?", *(re.escape(path) for path in HEALTH_PATHS)]
+    return re.compile(f"(?:{'|'.join(paths)})\\Z", re.DOTALL)
+
+
+def application(handler: Handler, native: FalconApp | None) -> FalconApp:
+    app: FalconApp
+    if native is not None:
+        app = native
+    else:
+        app = falcon.asgi.App() if handler.service.asynchronous else falcon.App()
+        # Bodiless responses must not gain falcon's default JSON content-type (falcon allows None).
+        app.resp_options.default_media_type = None  # type: ignore[assignment]
+    if isinstance(app, falcon.asgi.App):
+        app.add_middleware(_ASGIHooks(handler))
+        app.add_sink(_asgi_sink(handler), _prefix(handler, native is None))
+    else:
+        app.add_middleware(_WSGIHooks(handler))
+        app.add_sink(_wsgi_sink(handler), _prefix(handler, native is None))
+    return app
+
+
+def run(app: FalconApp, handler: Handler, host: str, port: int) -> None:
+    if isinstance(app, falcon.asgi.App):
+        try:
+            import uvicorn
+        except ImportError:
+            raise ImportError("serving falcon.asgi with run() needs uvicorn: pip install uvicorn") from None
+        uvicorn.run(app, host=host, port=port)
+        return
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIServer, make_server
+
+    class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    with make_server(host, port, app, server_class=ThreadingWSGIServer) as server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass

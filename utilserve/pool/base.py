@@ -1,0 +1,37 @@
+"""The interface every pool kind (thread, process, ray) offers to a ``ModelHandle``."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Protocol
+
+from pydantic import BaseModel
+
+
+class Pool(Protocol):
+    """Workers that each hold a ``Model`` instance and serve batched requests.
+
+    Built as ``kind(model_cls, name, workers)``. ``submit`` returns a future that always resolves: to the item's
+    ``Output`` or to an ``HTTPError``. Cancelling the future drops an item
+    that no worker has taken yet.
+    """
+
+    def start(self) -> None:
+        """Begin loading workers without waiting for them."""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Answer queued items 503, let running batches finish, tear workers down."""
+
+    @property
+    def ready(self) -> bool:
+        """True once every worker finished ``setup()``, until ``stop()``."""
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why a worker's ``setup()`` failed, if it did."""
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until ready (True) or ``timeout`` (False); raise if setup failed."""
+
+    def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+        """Queue a validated ``Input``; raise ``HTTPError(503)`` when not ready or full."""

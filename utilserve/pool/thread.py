@@ -1,0 +1,132 @@
+"""The in-process pool: one thread and one model instance per worker.
+
+For ``service.run()`` and single-process servers. A model that holds the GIL
+while predicting gains nothing from more than one worker here; one that
+releases it (numpy, torch, I/O) runs batches in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future
+from time import monotonic
+
+from pydantic import BaseModel
+
+from ..api.errors import HTTPError
+from .batcher import RETRY_AFTER, Batcher
+from .model import Model
+from .outcome import run_batch
+
+logger = logging.getLogger("utilserve.pool")
+
+
+class ThreadPool:
+    """Workers are threads started by :meth:`start`; each runs ``setup()`` itself.
+
+    Single use: after :meth:`stop` build a new pool.
+    """
+
+    def __init__(self, model_cls: type[Model], name: str, workers: int = 1) -> None:
+        self.model_cls = model_cls
+        self.name = name
+        self._batcher = Batcher(
+            name, model_cls.max_batch_size, model_cls.max_wait_ms, model_cls.max_queue
+        )
+        self._threads = [
+            threading.Thread(target=self._work, name=f"utilserve-{name}-{index}", daemon=True)
+            for index in range(workers)
+        ]
+        self._lock = threading.Lock()
+        self._loaded = 0
+        self._settled = threading.Event()
+        self._error: BaseException | None = None
+        self._started = False
+        self._stopped = False
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                raise RuntimeError(f"the pool of model {self.name} was already started")
+            self._started = True
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def ready(self) -> bool:
+        return self._loaded == len(self._threads) and not self._stopped
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self._settled.wait(timeout)
+        if self._error is not None:
+            failure = f"{type(self._error).__name__}: {self._error}"
+            raise RuntimeError(f"model {self.name}: setup failed: {failure}") from self._error
+        return self.ready
+
+    def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+        if not self.ready:
+            reason = (
+                f" (setup failed: {type(self._error).__name__})" if self._error is not None else ""
+            )
+            raise HTTPError(
+                503, f"model {self.name} is not ready{reason}", headers=dict(RETRY_AFTER)
+            )
+        return self._batcher.submit(item, monotonic() + timeout_s)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._batcher.close(
+            HTTPError(503, f"model {self.name} is shutting down", headers=dict(RETRY_AFTER))
+        )
+        self._settled.set()
+        if not self._started:
+            return
+        end = monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, end - monotonic()))
+        lagging = [thread.name for thread in self._threads if thread.is_alive()]
+        if lagging:
+            logger.warning(
+                "model %s: workers still busy after %.1f s: %s", self.name, timeout, lagging
+            )
+
+    def _work(self) -> None:
+        try:
+            model = self.model_cls()
+            model.setup()
+        except Exception as exc:
+            logger.error("model %s: setup failed", self.name, exc_info=exc)
+            with self._lock:
+                self._error = self._error or exc
+            self._settled.set()
+            return
+        with self._lock:
+            self._loaded += 1
+            if self._loaded == len(self._threads):
+                self._settled.set()
+        try:
+            self._serve(model)
+        finally:
+            try:
+                model.teardown()
+            except Exception:
+                logger.exception("model %s: teardown failed", self.name)
+
+    def _serve(self, model: Model) -> None:
+        while (batch := self._batcher.next_batch()) is not None:
+            try:
+                outcomes = run_batch(model, self.name, [item.payload for item in batch])
+            except BaseException:
+                self._batcher.finish(
+                    batch, [HTTPError(500, f"model {self.name}: worker died") for _ in batch]
+                )
+                raise
+            self._batcher.finish(batch, outcomes)
