@@ -126,7 +126,7 @@ def test_an_input_instance_or_another_pydantic_model_is_accepted() -> None:
 
 
 def test_an_unknown_pool_kind_lists_the_supported_ones() -> None:
-    with pytest.raises(ValueError, match="unknown pool kind 'gpu'; supported: thread"):
+    with pytest.raises(ValueError, match="unknown pool kind 'gpu'; supported: process, ray, thread"):
         ModelHandle(Echo, pool="gpu")
 
 

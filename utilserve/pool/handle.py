@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -15,10 +16,22 @@ from ..api.errors import HTTPError
 from ..api.params import Source, validation_details
 from .base import Pool
 from .model import Model
-from .thread import ThreadPool
 
-POOLS: dict[str, Callable[[type[Model], str, int], Pool]] = {"thread": ThreadPool}
-"""Pool kinds by name; the process and Ray pools register here."""
+POOLS: dict[str, str] = {
+    "thread": "utilserve.pool.thread:ThreadPool",
+    "process": "utilserve.pool.process:ProcessPool",
+    "ray": "utilserve.pool.ray:RayPool",
+}
+"""Pool kinds by name, imported on first use (Ray is an optional dependency)."""
+
+
+def pool_class(kind: str) -> Callable[[type[Model], str, int], Pool]:
+    module_name, _, attribute = POOLS[kind].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"pool kind {kind!r} is unavailable: {exc}") from exc
+    return getattr(module, attribute)  # type: ignore[no-any-return]
 
 
 class ModelHandle:
@@ -58,7 +71,7 @@ class ModelHandle:
         """Start loading the workers (returns at once); a no-op while started."""
         with self._lock:
             if self._pool is None:
-                self._pool = POOLS[self.pool_kind](self.model_cls, self.name, self.workers)
+                self._pool = pool_class(self.pool_kind)(self.model_cls, self.name, self.workers)
                 self._pool.start()
 
     def stop(self, timeout: float = 30.0) -> None:
