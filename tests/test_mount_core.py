@@ -6,6 +6,10 @@ import httpx
 import pytest
 
 from .cells import GUNICORN, UVICORN
+from .mounting import (
+    assert_native_answers_elsewhere,
+    assert_utilserve_answers_its_paths,
+)
 from .servers import Cell, serve
 
 MOUNTS = [
@@ -24,9 +28,7 @@ def test_native_and_utilserve_routes_both_answer(cell: Cell, app: str, native_bo
             assert native.json() == native_body and native.headers["x-native"] == "yes"
             ours = client.get("/api/hello?name=m")
             assert ours.json() == {"message": "hello m"} and ours.headers["x-native"] == "yes"
-            assert client.get("/api/nope").json() == {"error": {"status": 404, "message": "no route for /api/nope"}}
-            assert client.get("/livez").json() == {"status": "ok"}
-            assert client.get("/readyz").json() == {"status": "ready"}
-            assert client.get("/elsewhere").status_code == 404
+            assert_utilserve_answers_its_paths(client)
+            assert_native_answers_elsewhere(client, "/elsewhere", "/apix")
     finally:
         server.stop()

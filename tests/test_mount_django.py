@@ -8,6 +8,10 @@ import httpx
 import pytest
 
 from .cells import GUNICORN, UVICORN
+from .mounting import (
+    assert_native_answers_elsewhere,
+    assert_utilserve_answers_its_paths,
+)
 from .servers import Cell, Server, serve
 
 APP = "tests.apps.mount_django:app"
@@ -51,19 +55,7 @@ def test_utilserve_post_is_not_stopped_by_the_project_csrf_middleware(client: ht
     assert response.json() == {"value": 3}
 
 
-def test_unknown_path_under_the_route_gets_utilserve_404(client: httpx.Client) -> None:
-    response = client.get("/api/nope")
-    assert response.status_code == 404
-    assert response.json() == {"error": {"status": 404, "message": "no route for /api/nope"}}
-    assert response.headers["x-project"] == "stamped"
-
-
-def test_unknown_path_outside_the_route_stays_the_project_404(client: httpx.Client) -> None:
-    response = client.get("/nope")
-    assert response.status_code == 404
-    assert "application/json" not in response.headers.get("content-type", "")
-
-
-def test_health_probes_answer_and_hooks_ran(client: httpx.Client) -> None:
-    assert client.get("/livez").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+def test_each_side_answers_its_own_paths(client: httpx.Client) -> None:
+    assert_utilserve_answers_its_paths(client)
+    assert client.get("/api/nope").headers["x-project"] == "stamped"
+    assert_native_answers_elsewhere(client, "/nope", "/apix")

@@ -8,6 +8,10 @@ import httpx
 import pytest
 
 from .cells import CELLS
+from .mounting import (
+    assert_native_answers_elsewhere,
+    assert_utilserve_answers_its_paths,
+)
 from .servers import serve
 
 STARTED = ["native-startup", "utilserve-startup"]
@@ -44,19 +48,7 @@ def test_utilserve_endpoint_answers_through_native_middleware(client: httpx.Clie
     assert response.headers["x-native-middleware"] == "fastapi"
 
 
-def test_unknown_path_under_route_is_utilserve_404(client: httpx.Client) -> None:
-    response = client.get("/api/nope")
-    assert response.status_code == 404
-    assert response.content == b'{"error":{"status":404,"message":"no route for /api/nope"}}'
-
-
-def test_health_paths_answer(client: httpx.Client) -> None:
-    assert client.get("/livez").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
-
-
-@pytest.mark.parametrize("path", ["/other", "/apix"])
-def test_paths_outside_utilserve_stay_fastapi_s(client: httpx.Client, path: str) -> None:
-    response = client.get(path)
-    assert response.status_code == 404
-    assert response.json() == {"detail": "Not Found"}
+def test_each_side_answers_its_own_paths(client: httpx.Client) -> None:
+    assert_utilserve_answers_its_paths(client)
+    assert_native_answers_elsewhere(client, "/other", "/apix")
+    assert client.get("/other").json() == {"detail": "Not Found"}

@@ -9,6 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .mounting import (
+    assert_native_answers_elsewhere,
+    assert_utilserve_answers_its_paths,
+)
 from .servers import Server, free_port
 
 ITEMS = [1] * 1000
@@ -48,25 +52,16 @@ def test_utilserve_endpoints_answer_through_native_transform(client: httpx.Clien
     assert client.post("/api/total", json={"values": [1, 2, 3]}).json() == {"total": 6}
 
 
-def test_utilserve_errors_under_route(client: httpx.Client) -> None:
-    assert client.get("/api/nope").content == b'{"error":{"status":404,"message":"no route for /api/nope"}}'
-    wrong = client.delete("/api/hello")
-    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD"
+def test_each_side_answers_its_own_paths(client: httpx.Client) -> None:
+    assert_utilserve_answers_its_paths(client)
+    assert client.get("/livez/").json() == {"status": "ok"}
+    assert_native_answers_elsewhere(client, "/elsewhere", "/apix", "/livez/x")
+
+
+def test_body_over_the_limit_is_utilserve_413(client: httpx.Client) -> None:
     large = client.post("/api/total", json={"values": ITEMS})
     assert large.content == b'{"error":{"status":413,"message":"request body exceeds the limit of 1024 bytes"}}'
 
-
-def test_health_paths_answer(client: httpx.Client) -> None:
-    assert client.get("/livez").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
-    assert client.get("/livez/").json() == {"status": "ok"}
-
-
-@pytest.mark.parametrize("path", ["/elsewhere", "/apix", "/livez/x"])
-def test_paths_outside_utilserve_stay_tornado_s(client: httpx.Client, path: str) -> None:
-    response = client.get(path)
-    assert response.status_code == 404
-    assert b'"error":{"status"' not in response.content
 
 
 def test_sigterm_runs_shutdown_hooks_and_exits_cleanly(tmp_path: Path) -> None:
