@@ -19,11 +19,13 @@ import atexit
 import contextlib
 import datetime as dt
 import http.client
+import importlib.util
 import json
 import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -46,19 +48,61 @@ HOST = "127.0.0.1"
 
 # --- servers: the same argv for the native and the utilserve app of a row ----------------------
 
-UVICORN = ("{python}", "-m", "uvicorn", "{app}", "--host", HOST, "--port", "{port}", "--no-access-log",
-           "--loop", "uvloop", "--http", "httptools", "--log-level", "warning")
-GUNICORN = ("{python}", "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "8", "-b", HOST + ":{port}",
-            "--graceful-timeout", "5", "--log-level", "warning", "{app}")
-SANIC = ("{python}", "-m", "sanic", "{app}", "--host", HOST, "--port", "{port}", "--single-process",
-         "--no-access-logs", "--no-motd")
+UVICORN = (
+    "{python}",
+    "-m",
+    "uvicorn",
+    "{app}",
+    "--host",
+    HOST,
+    "--port",
+    "{port}",
+    "--no-access-log",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--log-level",
+    "warning",
+)
+GUNICORN = (
+    "{python}",
+    "-m",
+    "gunicorn",
+    "-k",
+    "gthread",
+    "-w",
+    "1",
+    "--threads",
+    "8",
+    "-b",
+    HOST + ":{port}",
+    "--graceful-timeout",
+    "5",
+    "--log-level",
+    "warning",
+    "{app}",
+)
+SANIC = (
+    "{python}",
+    "-m",
+    "sanic",
+    "{app}",
+    "--host",
+    HOST,
+    "--port",
+    "{port}",
+    "--single-process",
+    "--no-access-logs",
+    "--no-motd",
+)
 TORNADO = ("{python}", "-m", "bench.apps.tornado_server", "{app}", "--host", HOST, "--port", "{port}")
 
-SERVERS = {
-    "uvicorn": (UVICORN, "uvicorn, 1 process, --no-access-log --loop uvloop --http httptools"),
-    "gunicorn": (GUNICORN, "gunicorn -k gthread -w 1 --threads 8"),
-    "sanic": (SANIC, "sanic --single-process --no-access-logs"),
-    "tornado": (TORNADO, "tornado HTTPServer, 1 process (bench/apps/tornado_server.py)"),
+SERVERS = {  # key: (argv template, name in the table)
+    "uvicorn": (UVICORN, "uvicorn"),
+    "gunicorn": (GUNICORN, "gunicorn gthread"),
+    "sanic": (SANIC, "sanic"),
+    "tornado": (TORNADO, "tornado"),
 }
 
 US_APP = "bench.apps.us_hello:app"
@@ -80,24 +124,64 @@ VARIANTS = [
     Variant("starlette", "starlette", "uvicorn", "bench.apps.native_starlette:app", "async"),
     Variant("fastapi", "fastapi", "uvicorn", "bench.apps.native_fastapi:app", "async"),
     Variant("flask", "flask", "gunicorn", "bench.apps.native_flask:app", "sync"),
-    Variant("django", "django-wsgi", "gunicorn", "bench.apps.native_django:wsgi_app", "sync",
-            (("UTILSERVE_ASYNCHRONOUS", "0"),)),
-    Variant("django", "django-asgi", "uvicorn", "bench.apps.native_django:asgi_app", "async",
-            (("UTILSERVE_ASYNCHRONOUS", "1"),)),
-    Variant("falcon", "falcon-wsgi", "gunicorn", "bench.apps.native_falcon:wsgi_app", "sync",
-            (("UTILSERVE_ASYNCHRONOUS", "0"),)),
-    Variant("falcon", "falcon-asgi", "uvicorn", "bench.apps.native_falcon:asgi_app", "async",
-            (("UTILSERVE_ASYNCHRONOUS", "1"),)),
+    Variant(
+        "django",
+        "django-wsgi",
+        "gunicorn",
+        "bench.apps.native_django:wsgi_app",
+        "sync",
+        (("UTILSERVE_ASYNCHRONOUS", "0"),),
+    ),
+    Variant(
+        "django",
+        "django-asgi",
+        "uvicorn",
+        "bench.apps.native_django:asgi_app",
+        "async",
+        (("UTILSERVE_ASYNCHRONOUS", "1"),),
+    ),
+    Variant(
+        "falcon",
+        "falcon-wsgi",
+        "gunicorn",
+        "bench.apps.native_falcon:wsgi_app",
+        "sync",
+        (("UTILSERVE_ASYNCHRONOUS", "0"),),
+    ),
+    Variant(
+        "falcon",
+        "falcon-asgi",
+        "uvicorn",
+        "bench.apps.native_falcon:asgi_app",
+        "async",
+        (("UTILSERVE_ASYNCHRONOUS", "1"),),
+    ),
     Variant("sanic", "sanic", "sanic", "bench.apps.native_sanic:app", "async"),
     Variant("tornado", "tornado", "tornado", "bench.apps.native_tornado:app", "async"),
 ]
 BACKENDS = list(dict.fromkeys(v.backend for v in VARIANTS))
-LIBRARIES = ["utilserve", "starlette", "fastapi", "Flask", "Werkzeug", "Django", "falcon", "sanic", "tornado",
-             "uvicorn", "gunicorn", "httptools", "uvloop", "pydantic", "pydantic_core"]
+LIBRARIES = [
+    "utilserve",
+    "starlette",
+    "fastapi",
+    "Flask",
+    "Werkzeug",
+    "Django",
+    "falcon",
+    "sanic",
+    "tornado",
+    "uvicorn",
+    "gunicorn",
+    "httptools",
+    "uvloop",
+    "pydantic",
+    "pydantic_core",
+]
 
 
 def adapter_present(backend: str) -> bool:
-    return (ROOT / "utilserve" / "backends" / f"{backend}.py").is_file()
+    """The adapter module exists and its framework is installed (the module names match the backend names)."""
+    return (ROOT / "utilserve" / "backends" / f"{backend}.py").is_file() and importlib.util.find_spec(backend) is not None
 
 
 # --- processes -------------------------------------------------------------------------------------
@@ -122,8 +206,9 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float) -> None:
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         _live.append(self)
         deadline = time.monotonic() + timeout
         last = "no answer"
@@ -142,8 +227,7 @@ class Server:
                 payload = None
             if status == 200 and payload == EXPECTED:
                 return
-            raise RuntimeError(f"GET /hello answered {status} {body[:300]!r}, expected 200 {EXPECTED}\n"
-                               f"{self.output()}")
+            raise RuntimeError(f"GET /hello answered {status} {body[:300]!r}, expected 200 {EXPECTED}\n{self.output()}")
         raise RuntimeError(f"server not ready within {timeout}s ({last}):\n{self.output()}")
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -200,11 +284,11 @@ def get(port: int, path: str) -> tuple[int, bytes]:
 
 @atexit.register
 def _stop_all() -> None:
-    for server in list(_live):
+    for server in list(_live):  # noqa: PERF101 - stop() removes the server from _live
         server.stop(timeout=5)
 
 
-def _on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
+def _on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
@@ -230,10 +314,14 @@ class Load:
     cpu_us: float = 0.0  # server CPU time (user + system, whole process group) per request, microseconds
 
 
-def wrk(port: int, threads: int, connections: int, duration: float, timeout: float,
-        cpus: str | None) -> Load:
+def wrk(port: int, threads: int, connections: int, duration: float, timeout: float, cpus: str | None) -> Load:
     argv = (["taskset", "-c", cpus] if cpus else []) + [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", f"--timeout={timeout:g}s",
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--latency",
+        f"--timeout={timeout:g}s",
         f"http://{HOST}:{port}/hello",
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + timeout + 30, check=False)
@@ -241,8 +329,8 @@ def wrk(port: int, threads: int, connections: int, duration: float, timeout: flo
     if done.returncode != 0 or "Requests/sec:" not in out:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{out}\n{done.stderr}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = 0
     if found := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
@@ -317,8 +405,11 @@ def measure(variant: Variant, args: argparse.Namespace) -> Row:
                 server.stop()
             getattr(row, side).append(load)
             note = f", {load.errors} errors" if load.errors else ""
-            print(f"  {variant.label:12} run {run + 1}/{args.runs} {side:9} {load.rps:10.0f} req/s  "
-                  f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms  server CPU {load.cpu_us:.0f} us/req{note}", flush=True)
+            print(
+                f"  {variant.label:12} run {run + 1}/{args.runs} {side:9} {load.rps:10.0f} req/s  "
+                f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms  server CPU {load.cpu_us:.0f} us/req{note}",
+                flush=True,
+            )
             if load.errors:
                 row.error = f"{side}: wrk saw {load.errors} non-2xx/socket errors"
     return row
@@ -351,10 +442,12 @@ def loadavg() -> str:
 
 
 def source_state() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "utilserve"], cwd=ROOT, capture_output=True,
-                           text=True, check=False).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "utilserve"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
     if not head:
         return "not a git checkout"
     return f"git {head}" + (" + uncommitted changes under utilserve/" if dirty else "")
@@ -373,27 +466,40 @@ def versions() -> dict[str, str]:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    parts = ["python", "-m", "bench.overhead", "--backends", ",".join(args.backends),
-             "--duration", f"{args.duration:g}", "--runs", str(args.runs), "--connections", str(args.connections)]
+    parts = [
+        "python",
+        "-m",
+        "bench.overhead",
+        "--backends",
+        ",".join(args.backends),
+        "--duration",
+        f"{args.duration:g}",
+        "--runs",
+        str(args.runs),
+        "--connections",
+        str(args.connections),
+    ]
     if args.warmup != 1:
         parts += ["--warmup", f"{args.warmup:g}"]
-    if args.pin:
-        parts += ["--pin"]
+    if not args.pin:
+        parts += ["--no-pin"]
     return shlex.join(parts)
 
 
-def render(rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime,
-           load: tuple[str, str]) -> str:
+def render(
+    rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
+) -> str:
     info = machine()
     lines = [
         SECTION,
         "",
         "utilserve hello-world (`bench/apps/us_hello.py`) against the same framework's native hello-world "
-        "(`bench/apps/native_*.py`), both answering `GET /hello` with `{\"message\": \"hello world\"}`, "
+        '(`bench/apps/native_*.py`), both answering `GET /hello` with `{"message": "hello world"}`, '
         "under the same server, process count and flags, one server at a time, a fresh process per run, "
         "alternating which app goes first. Load: "
-        f"`wrk -t2 -c{args.connections} -d{args.duration:g}s --latency` after a {args.warmup:g} s warm-up; "
-        f"medians of {args.runs} runs. Endpoints are `async def` on async servers and `def` on WSGI ones, "
+        f"`wrk -t2 -c{args.connections} -d{args.duration:g}s --latency --timeout {args.wrk_timeout}s`"
+        + (f" after a {args.warmup:g} s warm-up load; " if args.warmup else " (no warm-up); ")
+        + f"medians of {args.runs} runs. Endpoints are `async def` on async servers and `def` on WSGI ones, "
         "in both apps.",
         "",
         "```",
@@ -401,18 +507,37 @@ def render(rows: list[Row], skipped: list[str], args: argparse.Namespace, starte
         "```",
         "",
         f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}",
-        f"- Machine: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python {info['python']}, "
-        f"{info['wrk']}",
+        (
+            f"- Machine: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python {info['python']}, "
+            f"{info['wrk']}"
+        ),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         f"- utilserve source: {source_state()}",
-        f"- 1-minute load average at start / end: {load[0]} / {load[1]} (other work on the machine adds noise; "
-        "the order alternates and medians are taken to even it out)",
-        "- One server process (WSGI: one gunicorn gthread worker with 8 threads) so that one of the cores "
-        "is left to wrk"
-        + (f"; server pinned to CPU {args.server_cpus}, wrk to CPU {args.wrk_cpus}." if args.pin else "."),
+        (
+            f"- 1-minute load average at start / end: {load[0]} / {load[1]} (other work on the machine adds noise; "
+            "the order alternates and medians are taken to even it out)"
+        ),
+        "- One server process (WSGI: one gunicorn gthread worker with 8 threads) so that a core is left to wrk"
+        + (
+            f"; server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
+            if args.pin
+            else "; no CPU pinning."
+        ),
+        (
+            "- Servers, the same argv for both apps of a row (`{app}` is the row's native app, listed with the "
+            "per-run numbers below, or `bench.apps.us_hello:app`):"
+        ),
+        *(
+            f"  - {name}: `{' '.join(template).replace('{python}', 'python')}`"
+            for name, template in (
+                (SERVERS[key][1], SERVERS[key][0]) for key in dict.fromkeys(row.server for row in rows)
+            )
+        ),
         "",
-        "| backend | server | native req/s | utilserve req/s | ratio | p50 native / utilserve (ms) "
-        "| p99 native / utilserve (ms) | paired ratio | server CPU µs/req native / utilserve | CPU ratio |",
+        (
+            "| backend | server | native req/s | utilserve req/s | ratio | p50 native / utilserve (ms) "
+            "| p99 native / utilserve (ms) | paired ratio | server CPU µs/req native / utilserve | CPU ratio |"
+        ),
         "|---|---|---:|---:|---:|---|---|---:|---|---:|",
     ]
     below = []
@@ -421,7 +546,7 @@ def render(rows: list[Row], skipped: list[str], args: argparse.Namespace, starte
         if not row.native or not row.utilserve:
             lines.append(f"| {row.label} | {server} | - | - | - | failed: see below | | | | |")
             continue
-        ratio = row.ratio
+        ratio = row.ratio  # judged unrounded: 0.897 shows as 0.90 but misses the target
         mark = "" if ratio >= TARGET_RATIO else " ⚠"
         if ratio < TARGET_RATIO:
             below.append(row.label)
@@ -433,21 +558,31 @@ def render(rows: list[Row], skipped: list[str], args: argparse.Namespace, starte
             f"| {row.cpu_ratio:.2f} |"
         )
     lines.append("")
-    lines.append(f"Target: ratio utilserve/native ≥ {TARGET_RATIO:.2f}."
-                 + (f" Below target: {', '.join(below)} (⚠)." if below else " All measured rows meet it."))
+    lines.append(
+        f"Target: ratio utilserve/native ≥ {TARGET_RATIO:.2f}."
+        + (f" Below target: {', '.join(below)} (⚠)." if below else " All measured rows meet it.")
+    )
     lines.append("")
     lines.append("- ratio: median utilserve req/s ÷ median native req/s (the headline number).")
-    lines.append("- paired ratio: median over runs of utilserve ÷ native req/s of the same run "
-                 "(the two loads back to back, so slow drift in background load cancels).")
-    lines.append("- server CPU µs/req: user+system CPU of the server's process group during the measured "
-                 "load ÷ requests served; CPU ratio = native ÷ utilserve, i.e. the throughput ratio the two apps "
-                 "would show on a core of their own. It is the least sensitive to other work on the machine.")
+    lines.append(
+        "- paired ratio: median over runs of utilserve ÷ native req/s of the same run "
+        "(the two loads back to back, so slow drift in background load cancels)."
+    )
+    lines.append(
+        "- server CPU µs/req: user+system CPU of the server's process group during the measured "
+        "load ÷ requests served; CPU ratio = native ÷ utilserve, i.e. the throughput ratio the two apps "
+        "would show on a core of their own. It is the least sensitive to other work on the machine."
+    )
     lines.append("")
     lines.append("Per run, req/s native → utilserve (order alternates: odd runs native first):")
     lines.append("")
+    natives = {v.label: v.native for v in VARIANTS}
     for row in rows:
         pairs = [f"{n.rps:,.0f} → {u.rps:,.0f}" for n, u in zip(row.native, row.utilserve)]
-        lines.append(f"- {row.label}: " + "; ".join(pairs))
+        lines.append(
+            f"- {row.label} (native `{natives[row.label]}`, `{'async def' if row.endpoint == 'async' else 'def'}`"
+            f" endpoints): " + ("; ".join(pairs) or "no complete run")
+        )
     errors = [row for row in rows if row.error]
     if errors:
         lines.append("")
@@ -458,8 +593,10 @@ def render(rows: list[Row], skipped: list[str], args: argparse.Namespace, starte
             lines.append(f"- {row.label}: {first}")
     if skipped:
         lines.append("")
-        lines.append("Not measured (no adapter module `utilserve/backends/<name>.py` yet, or framework not "
-                     "installed): " + ", ".join(skipped) + ".")
+        lines.append(
+            "Not measured (no adapter module `utilserve/backends/<name>.py` yet, or framework not "
+            "installed): " + ", ".join(skipped) + "."
+        )
     lines.append("")
     return "\n".join(lines)
 
@@ -480,16 +617,26 @@ def write_section(section: str, path: Path = BENCHMARKS) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default=",".join(BACKENDS),
-                        help=f"comma-separated subset of {','.join(BACKENDS)} (default: all with an adapter)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.overhead", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help=f"comma-separated subset of {','.join(BACKENDS)} (default: all with an adapter)",
+    )
     parser.add_argument("--duration", type=int, default=5, help="whole seconds of load per wrk run (default 5)")
     parser.add_argument("--runs", type=int, default=3, help="runs per app, alternating order (default 3)")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="whole seconds of unmeasured load before each run, 0 for none (default 1)")
-    parser.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and wrk to the other CPUs")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="whole seconds of unmeasured load before each run, 0 for none (default 1)"
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pin the server to the first CPU and wrk to the others (default: on with 2+ CPUs)",
+    )
     parser.add_argument("--start-timeout", type=float, default=60)
     parser.add_argument("--wrk-timeout", type=int, default=5, help="wrk --timeout per request, whole seconds")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")
@@ -503,8 +650,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown backends {unknown}: choose from {','.join(BACKENDS)}")
     args.backends = requested
     args.server_cpus = args.wrk_cpus = None
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin is None:
+        args.pin = len(cpus) >= 2 and shutil.which("taskset") is not None
     if args.pin:
-        cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             parser.error("--pin needs at least 2 CPUs")
         args.server_cpus, args.wrk_cpus = str(cpus[0]), ",".join(map(str, cpus[1:]))
@@ -517,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     for backend in requested:
         if not adapter_present(backend):
             skipped.append(backend)
-            print(f"skip {backend}: no utilserve/backends/{backend}.py", flush=True)
+            print(f"skip {backend}: no utilserve/backends/{backend}.py, or {backend} is not installed", flush=True)
             continue
         for variant in (v for v in VARIANTS if v.backend == backend):
             print(f"{variant.label} under {variant.server}", flush=True)
@@ -526,8 +675,18 @@ def main(argv: list[str] | None = None) -> int:
     section = render(rows, skipped, args, started, (load_start, loadavg()))
     RESULTS.mkdir(parents=True, exist_ok=True)
     raw = RESULTS / f"overhead-{started.strftime('%Y%m%d-%H%M%S')}.json"
-    raw.write_text(json.dumps({"command": command_line(args), "date": started.isoformat(), "machine": machine(),
-                               "versions": versions(), "rows": [asdict(r) for r in rows]}, indent=2))
+    raw.write_text(
+        json.dumps(
+            {
+                "command": command_line(args),
+                "date": started.isoformat(),
+                "machine": machine(),
+                "versions": versions(),
+                "rows": [asdict(r) for r in rows],
+            },
+            indent=2,
+        )
+    )
     print(section)
     if not args.no_write:
         write_section(section)

@@ -1,4 +1,4 @@
-"""Hello-world apps for the adapter-overhead benchmark: one utilserve app, one native app per framework.
+"""Apps the benchmarks serve.  Adapter overhead: one utilserve hello-world, one native hello-world per framework.
 
 Every app answers ``GET /hello`` with ``{"message": "hello world"}``.  Which
 endpoint flavour to use (``def`` or ``async def``) comes from

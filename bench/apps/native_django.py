@@ -29,12 +29,12 @@ django.setup()
 
 if endpoint_kind("sync") == "async":
 
-    async def hello(request):  # noqa: ANN001, ARG001
+    async def hello(request):
         return JsonResponse({"message": "hello world"})
 
 else:
 
-    def hello(request):  # noqa: ANN001, ARG001
+    def hello(request):  # type: ignore[misc]
         return JsonResponse({"message": "hello world"})
 
 

@@ -5,12 +5,12 @@ import falcon.asgi
 
 
 class Hello:
-    def on_get(self, req, resp):  # noqa: ANN001, ARG002
+    def on_get(self, req, resp):
         resp.media = {"message": "hello world"}
 
 
 class AsyncHello:
-    async def on_get(self, req, resp):  # noqa: ANN001, ARG002
+    async def on_get(self, req, resp):
         resp.media = {"message": "hello world"}
 
 

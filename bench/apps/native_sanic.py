@@ -7,5 +7,5 @@ app = Sanic("native_hello")
 
 
 @app.get("/hello")
-async def hello(request):  # noqa: ANN001, ARG001
+async def hello(request):
     return json({"message": "hello world"})

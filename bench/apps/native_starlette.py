@@ -5,7 +5,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 
-async def hello(request):  # noqa: ANN001, ARG001
+async def hello(request):
     return JSONResponse({"message": "hello world"})
 
 

@@ -17,7 +17,7 @@ import signal
 import sys
 
 
-async def serve(app, host: str, port: int, service=None) -> None:  # noqa: ANN001
+async def serve(app, host: str, port: int, service=None) -> None:
     import tornado.httpserver
 
     if service is not None:

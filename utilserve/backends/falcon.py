@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import falcon
@@ -64,16 +64,22 @@ def _respond(resp: falcon.Response, response: Response) -> None:
 
 def _wsgi_sink(handler: Handler) -> Any:
     def sink(req: falcon.Request, resp: falcon.Response) -> None:
-        _respond(resp, handler.handle(_request(req, req.bounded_stream.read)))
+        _respond(resp, handler.handle(_request(req, lambda size: req.bounded_stream.read(size))))
 
     return sink
+
+
+async def _chunks(req: falcon.asgi.Request) -> AsyncIterator[bytes]:
+    """The body stream, opened only if the core reads the body (falcon builds it on access)."""
+    async for chunk in req.stream:
+        yield chunk
 
 
 def _asgi_sink(handler: Handler) -> Any:
     async def sink(req: falcon.asgi.Request, resp: falcon.asgi.Response | None, ws: Any = None) -> None:
         if resp is None:
             return  # a WebSocket: utilserve serves HTTP only, and falcon closes the connection
-        _respond(resp, await handler.ahandle(_request(req, req.stream)))
+        _respond(resp, await handler.ahandle(_request(req, _chunks(req))))
 
     return sink
 

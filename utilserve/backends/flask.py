@@ -5,32 +5,33 @@ from __future__ import annotations
 import flask
 
 from ..handler import HEALTH_PATHS, Handler
-from ..http import Request
+from ..http import Request, Response
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
 def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
     app = native if native is not None else flask.Flask(handler.service.name)
-    response_class = app.response_class
+
+    class NativeResponse(app.response_class):  # type: ignore[name-defined, misc]
+        """The app's own response class, minus Werkzeug's default text/html for typeless bodies."""
+
+        default_mimetype = None
 
     def view(path: str = "") -> flask.Response:
-        native_request = flask.request
+        handler.start_once()
+        native_request = flask.request._get_current_object()  # type: ignore[attr-defined]
         environ = native_request.environ
         request = Request(
             native_request.method,
             native_request.path,
             environ.get("QUERY_STRING", ""),
             native_request.headers,
-            native_request.stream.read,
-            native_request.remote_addr,
+            lambda size: native_request.stream.read(size),
+            environ.get("REMOTE_ADDR"),
             native=native_request,
         )
-        response = handler.handle(request)
-        native_response = response_class(response.body, status=response.status, headers=response.headers)
-        if response.header("content-type") is None:
-            del native_response.headers["Content-Type"]
-        return native_response
+        return _native(handler.handle(request), NativeResponse)
 
     prefix = handler.route.rstrip("/") if native is not None else ""
     rules = [prefix or "/", prefix + "/<path:path>", *(HEALTH_PATHS if prefix else ())]
@@ -43,8 +44,16 @@ def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
             provide_automatic_options=False,
             strict_slashes=False,
         )
-    app.before_request(handler.start_once)
+    if native is not None:
+        app.before_request(handler.start_once)
     return app
+
+
+def _native(response: Response, response_class: type[flask.Response]) -> flask.Response:
+    headers = response.headers
+    if len(headers) == 1 and headers[0][0] == "content-type":
+        return response_class(response.body, response.status, content_type=headers[0][1])
+    return response_class(response.body, response.status, headers)
 
 
 def run(app: flask.Flask, handler: Handler, host: str, port: int) -> None:
