@@ -87,8 +87,10 @@ class Router:
         return node.methods
 
     def match(self, path: str) -> Match | None:
-        path = normalize(path)
         methods = self._static.get(path)
+        if methods is None:
+            path = normalize(path)
+            methods = self._static.get(path)
         if methods is not None:
             return methods, {}
         segments = path.strip("/").split("/")
