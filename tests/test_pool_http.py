@@ -84,7 +84,7 @@ def test_deadline_passed_in_queue_is_504_and_never_reaches_the_model(cell: Cell,
     server = serve(cell, APP, env={"MODEL_LOG": str(log)})
     try:
         wait_ready(server)
-        late = request_behind_three(server)
+        late = request_behind_three(server, log)
     finally:
         server.stop()
     assert late.status_code == 504, late.text
@@ -93,12 +93,15 @@ def test_deadline_passed_in_queue_is_504_and_never_reaches_the_model(cell: Cell,
     assert 77 not in seen and sorted(seen) == [0, 1, 2], seen
 
 
-def request_behind_three(server: Server) -> httpx.Response:
-    """Three 50 ms items occupy the Slow model; a fourth with a 30 ms deadline waits behind them."""
+def request_behind_three(server: Server, log: Path) -> httpx.Response:
+    """Three 50 ms items occupy the Slow model; once it runs the first, a fourth with a 5 ms deadline queues."""
     with ThreadPoolExecutor(4) as pool:
         blockers = [pool.submit(httpx.get, server.url + f"/api/slow?x={i}", timeout=30) for i in range(3)]
-        time.sleep(0.02)
-        late = httpx.get(server.url + "/api/slow?x=77&timeout=0.03", timeout=30)
+        deadline = time.monotonic() + 30
+        while not events(log, "slow"):
+            assert time.monotonic() < deadline, "the Slow model never started"
+            time.sleep(0.001)
+        late = httpx.get(server.url + "/api/slow?x=77&timeout=0.005", timeout=30)
         assert all(b.result().status_code == 200 for b in blockers)
     return late
 

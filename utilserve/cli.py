@@ -70,6 +70,31 @@ def _debug(args: argparse.Namespace) -> None:
     print(model_cls.Output.model_validate(result).model_dump_json())
 
 
+def _pool(args: argparse.Namespace) -> None:
+    from .pool.process import sidecar_specs
+    from .pool.rendezvous import SOCKET_ENV, make_private_parent
+    from .pool.supervisor import serve
+
+    service = _service(args.target)
+    path = args.socket or os.environ.get(SOCKET_ENV) or service.pool_socket
+    if not path:
+        raise SystemExit(
+            f"utilserve pool: no socket path; give --socket PATH (or set {SOCKET_ENV} or "
+            "Service(pool_socket=...)), the same path the web workers get in UTILSERVE_POOL_SOCKET"
+        )
+    specs = sidecar_specs(service)
+    if not specs:
+        raise SystemExit(
+            f"utilserve pool: {args.target} declares no model with the process pool; expected "
+            "Service(pool='process'), service.model(..., pool='process') or UTILSERVE_POOL=process"
+        )
+    make_private_parent(path)
+    try:
+        serve(os.path.abspath(path), None, specs)
+    except OSError as exc:
+        raise SystemExit(f"utilserve pool: {exc}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="utilserve", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug.add_argument("target", metavar="MODEL_TARGET", help="module:ModelClass")
     debug.add_argument("--input", required=True, help="the Input as JSON")
     debug.set_defaults(func=_debug)
+
+    pool = commands.add_parser("pool", help="run the process pool of TARGET's models in the foreground (a sidecar)")
+    pool.add_argument("target", metavar="TARGET", help="module:service")
+    pool.add_argument(
+        "--socket", help="Unix socket to listen on (default: $UTILSERVE_POOL_SOCKET, else the service's pool_socket)"
+    )
+    pool.set_defaults(func=_pool)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -35,7 +35,9 @@ class Service:
     ``backend`` is a name (``"flask"``), a framework module, or an existing
     native app to mount into; ``UTILSERVE_BACKEND`` overrides it.
     ``asynchronous`` picks ASGI over WSGI where a framework has both (Django,
-    Falcon); ``UTILSERVE_ASYNCHRONOUS`` overrides it.
+    Falcon); ``UTILSERVE_ASYNCHRONOUS`` overrides it. ``pool_socket`` is
+    the socket of a sidecar pool (``utilserve pool``) for ``pool="process"``
+    models; ``UTILSERVE_POOL_SOCKET`` overrides it.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Service:
         max_body_size: int = 10 * 1024 * 1024,
         sync_threads: int = 40,
         pool: str = "thread",
+        pool_socket: str | None = None,
     ) -> None:
         global _current
         if not isinstance(name, str) or not name:
@@ -75,6 +78,7 @@ class Service:
         self.max_body_size = max_body_size
         self.sync_threads = sync_threads
         self.pool = pool
+        self.pool_socket = pool_socket
         self.models: list[ModelHandle] = []
         self._model_routes: list[tuple[ModelHandle, str]] = []
         self.configs: dict[type, Any] = {}
@@ -124,6 +128,10 @@ class Service:
             raise RuntimeError(f"declare models before the app is built: {model_cls!r} came after setup()")
         kind = pool or os.environ.get("UTILSERVE_POOL") or self.pool
         handle = ModelHandle(model_cls, name, workers, kind)
+        if kind == "process":
+            from .pool.process import register
+
+            register(model_cls, handle.name, group=self.name, socket=self.pool_socket)
         self.models.append(handle)
         if route is not None:
             self._model_routes.append((handle, route))

@@ -19,7 +19,10 @@ class Model:
     in order; an ``Exception`` instance in an item's slot fails that item
     only, while a raised exception fails the whole batch. ``errors`` maps the
     model's own exception types to an HTTP status (and optionally a message);
-    anything unmapped answers 500.
+    anything unmapped answers 500. ``ray_options`` is handed unchanged to Ray
+    Serve's ``Deployment.options()`` when the model is served by
+    ``pool="ray"`` (``num_replicas``, ``ray_actor_options``,
+    ``autoscaling_config``...); other pools ignore it.
 
     Settings are checked when the class is defined, so a typo fails at
     import rather than under load. A class that does not override
@@ -33,6 +36,7 @@ class Model:
     max_queue: ClassVar[int] = 1024
     timeout_s: ClassVar[float] = 30.0
     errors: ClassVar[ErrorMapping] = {}
+    ray_options: ClassVar[Mapping[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -58,6 +62,10 @@ def _check_model(cls: type[Model]) -> None:
     _check_number(cls, "max_wait_ms", integer=False, zero_ok=True)
     _check_number(cls, "timeout_s", integer=False, zero_ok=False)
     _check_errors(cls)
+    if not (isinstance(cls.ray_options, Mapping) and all(isinstance(key, str) for key in cls.ray_options)):
+        raise TypeError(
+            f"{cls.__name__}.ray_options must be a dict of Ray Serve deployment options, {_got(cls.ray_options)}"
+        )
 
 
 def _got(value: object) -> str:

@@ -1,0 +1,122 @@
+"""Process-pool IPC costs: round trips for a tiny item, and large inputs in band vs out of band.
+
+    python -m bench.pool_ipc [--rounds 5000] [--large-rounds 20]
+
+- ``floor``: a bare 64-byte echo to a forked process over a socketpair.
+- ``transport``: a ``ping`` from this process to the supervisor and back
+  (the Unix-socket hop a request pays twice: web process <-> supervisor).
+- ``pool``: one tiny item through ``ProcessPool`` (web process ->
+  supervisor -> model worker and back), one request at a time.
+- ``thread``: the same model on the in-process thread pool, for scale.
+- large inputs: a ``bytes`` field of 1, 8 and 32 MiB through the process
+  pool, with the default out-of-band framing and with the threshold raised
+  so the bytes travel inside the pickle stream (alternating, same process).
+
+Prints a Markdown table; numbers are medians (and p99) in microseconds or
+milliseconds of wall time on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import time
+from collections.abc import Callable
+
+from tests.apps.shared_models import Blob, Echo, Item, Measure
+from utilserve.pool import ModelHandle, protocol
+from utilserve.pool.process import ProcessPool
+
+
+def timings(call: Callable[[], object], rounds: int, warmup: int = 200) -> list[float]:
+    for _ in range(warmup):
+        call()
+    spent = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        spent.append(time.perf_counter() - start)
+    return sorted(spent)
+
+
+def quantile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * q))]
+
+
+def floor(rounds: int) -> list[float]:
+    """A bare 64-byte echo over a Unix socketpair to a forked process: the least any hop can cost."""
+    ours, theirs = socket.socketpair()
+    child = os.fork()
+    if child == 0:
+        ours.close()
+        while data := theirs.recv(64):
+            theirs.sendall(data)
+        os._exit(0)
+    theirs.close()
+    try:
+        return timings(lambda: (ours.sendall(b"x" * 64), ours.recv(64)), rounds)
+    finally:
+        ours.close()
+        os.waitpid(child, 0)
+
+
+def small(rounds: int) -> list[tuple[str, float, float]]:
+    bare = floor(rounds)
+    rows = [("floor: bare socket echo to another process, no framing", quantile(bare, 0.5), quantile(bare, 0.99))]
+    item = Item(x=1)
+    with ModelHandle(Echo, name="ipc-bench", pool="process") as handle:
+        pool = handle._pool
+        assert isinstance(pool, ProcessPool)
+        link = pool._link()
+        ping = timings(lambda: link.request(("ping",), 10), rounds)
+        rows.append(("transport: ping, web process <-> supervisor", quantile(ping, 0.5), quantile(ping, 0.99)))
+        full = timings(lambda: pool.submit(item, 10).result(), rounds)
+        rows.append(("pool: tiny item via supervisor and model worker", quantile(full, 0.5), quantile(full, 0.99)))
+    with ModelHandle(Echo, name="ipc-bench-thread", pool="thread") as handle:
+        thread = timings(lambda: handle._pool.submit(item, 10).result(), rounds)  # type: ignore[union-attr]
+        rows.append(("thread pool: same model in process", quantile(thread, 0.5), quantile(thread, 0.99)))
+    return [(name, p50 * 1e6, p99 * 1e6) for name, p50, p99 in rows]
+
+
+def large(rounds: int) -> list[tuple[int, float, float]]:
+    rows = []
+    default = protocol.OUT_OF_BAND_MIN
+    with ModelHandle(Measure, name="ipc-bench-large", pool="process") as handle:
+        pool = handle._pool
+        assert isinstance(pool, ProcessPool)
+        for mib in (1, 8, 32):
+            blob = Blob(data=os.urandom(1024) * (1024 * mib))
+            spent: dict[int, list[float]] = {default: [], 1 << 62: []}
+            for _ in range(rounds + 3):
+                for threshold, times in spent.items():
+                    protocol.OUT_OF_BAND_MIN = threshold
+                    start = time.perf_counter()
+                    pool.submit(blob, 30).result()
+                    times.append(time.perf_counter() - start)
+            protocol.OUT_OF_BAND_MIN = default
+            oob, inband = (statistics.median(times[3:]) * 1e3 for times in spent.values())
+            rows.append((mib, oob, inband))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5000)
+    parser.add_argument("--large-rounds", type=int, default=20)
+    args = parser.parse_args()
+    print(f"- Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
+    print(f"- 1-minute load average at start: {os.getloadavg()[0]:.2f}\n")
+    print("| round trip | p50 µs | p99 µs |\n|---|---:|---:|")
+    for name, p50, p99 in small(args.rounds):
+        print(f"| {name} | {p50:.0f} | {p99:.0f} |")
+    print("\n| input size | out of band, ms | in the pickle stream, ms | gain |\n|---|---:|---:|---:|")
+    for mib, oob, inband in large(args.large_rounds):
+        print(f"| {mib} MiB | {oob:.2f} | {inband:.2f} | {inband / oob:.2f}x |")
+    print(f"\n- 1-minute load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Starting a pool supervisor: exactly one per socket, in a process of its own.
+
+The supervisor is a fresh interpreter (``python -m
+utilserve.pool.supervisor``), not a fork: it must outlive the web worker
+that happens to start it (gunicorn recycles workers) and start its model
+workers cleanly. Whoever takes the lock file first starts it; the others
+wait on the lock and then connect to it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from . import protocol
+from .rendezvous import make_private
+
+logger = logging.getLogger("utilserve.pool")
+
+SPAWN_WAIT_S = 60.0
+
+
+class PoolUnavailable(Exception):
+    """No supervisor could be reached (the message says why)."""
+
+
+def start_or_join(path: str, lock_path: str, owner: int) -> tuple[socket.socket, subprocess.Popen[bytes] | None]:
+    """A connection to the supervisor at ``path``, and its process when this call started it."""
+    make_private(os.path.dirname(lock_path))
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return connect(path), None
+        except (FileNotFoundError, ConnectionRefusedError):
+            pass
+        process = _spawn(path, owner)
+        return _await(path, process), process
+
+
+def connect(path: str) -> socket.socket:
+    """A connection to the supervisor at ``path``; raises ``FileNotFoundError``/``ConnectionRefusedError`` if none listens."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return protocol.limit_sends(sock)
+
+
+def _spawn(path: str, owner: int) -> subprocess.Popen[bytes]:
+    """A separate interpreter, not a fork: it must outlive this worker and start models cleanly."""
+    import_path = [os.path.abspath(entry) if entry else os.getcwd() for entry in sys.path]
+    argv = [python_executable(), "-m", "utilserve.pool.supervisor", "--socket", path, "--owner", str(owner),
+            "--sys-path", json.dumps(import_path)]
+    logger.info("starting the pool supervisor for %s", path)
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
+
+
+def _await(path: str, process: subprocess.Popen[bytes]) -> socket.socket:
+    end = time.monotonic() + SPAWN_WAIT_S
+    while time.monotonic() < end:
+        try:
+            return connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            if process.poll() is not None:
+                raise PoolUnavailable(
+                    f"the pool supervisor exited with code {process.returncode} before listening at {path}; "
+                    "its error is in the server's log"
+                ) from None
+            time.sleep(0.01)
+    process.kill()
+    raise PoolUnavailable(f"the pool supervisor did not listen at {path} within {SPAWN_WAIT_S:g} s")
+
+
+def python_executable() -> str:
+    """The interpreter to start: ``sys.executable`` is the server binary under uWSGI."""
+    if os.path.basename(sys.executable).startswith("python"):
+        return sys.executable
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for name in (f"python{version}", "python3", "python"):
+        candidate = os.path.join(sys.prefix, "bin", name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return getattr(sys, "_base_executable", sys.executable)

@@ -1,0 +1,289 @@
+"""``pool="ray"``: the Model served by Ray Serve replicas, reached through Ray's own handles.
+
+Every serving process connects to the cluster (``UTILSERVE_RAY_ADDRESS``)
+and calls the model's deployment through a ``DeploymentHandle``. The first
+process of a host to start deploys the application, under a lock file so
+that a server's workers starting together deploy it once; the others, and
+later processes, find it running and only take a handle. A deployment
+outlives the web workers: stopping a pool disconnects this process, while
+``serve delete`` or stopping the cluster removes the replicas.
+
+Ray's failures become the error contract here, never a Ray traceback:
+backpressure (``max_queued_requests``) and lost replicas are 503 with
+``Retry-After``, the request's deadline is 504, anything else 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import wait as wait_for
+from contextlib import suppress
+from functools import partial
+from typing import Any
+
+from pydantic import BaseModel
+from ray import exceptions as ray_errors
+from ray import serve
+from ray.serve import exceptions as serve_errors
+from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
+
+from ..api.errors import HTTPError
+from .batcher import RETRY_AFTER
+from .model import Model
+from .ray_cluster import Cluster, acquire, host_lock, release
+from .ray_replica import application, deployment_options
+
+logger = logging.getLogger("utilserve.pool")
+
+REPLICA_LOST = (
+    ray_errors.RayActorError,
+    ray_errors.WorkerCrashedError,
+    ray_errors.NodeDiedError,
+    ray_errors.OutOfMemoryError,
+    ray_errors.TaskCancelledError,
+    serve_errors.ReplicaUnavailableError,
+    serve_errors.DeploymentUnavailableError,
+)
+"""Failures of a replica rather than of the request: worth retrying, so 503."""
+SERVING = (DeploymentStatus.HEALTHY, DeploymentStatus.UPSCALING, DeploymentStatus.DOWNSCALING)
+
+
+class RayPool:
+    """One model's deployment on Ray Serve, seen from one serving process.
+
+    ``workers`` is the number of replicas unless the model's
+    ``ray_options`` say otherwise. Ready once every replica has run
+    ``setup()`` (the deployment is HEALTHY); it stays ready while at least
+    one replica runs, so losing one replica does not turn all traffic away
+    while Ray replaces it. Single use: after :meth:`stop` build a new pool.
+    """
+
+    def __init__(self, model_cls: type[Model], name: str, workers: int = 1) -> None:
+        self.model_cls = model_cls
+        self.name = name
+        self.app_name = f"{model_cls.__module__}.{name}"
+        self.options = deployment_options(model_cls, workers)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"utilserve-ray-{name}", daemon=True)
+        self._stopping = threading.Event()
+        self._settled = threading.Event()
+        self._cluster: Cluster | None = None
+        self._handle: DeploymentHandle | None = None
+        self._error: BaseException | None = None
+        self._serving = False
+        self._started = False
+        self._stopped = False
+        self._pid = os.getpid()
+        self._pending: set[Future[BaseModel]] = set()
+        self._tasks: set[asyncio.Task[BaseModel]] = set()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                raise RuntimeError(f"the pool of model {self.name} was already started")
+            self._started = True
+            self._pid = os.getpid()
+        self._thread.start()
+
+    @property
+    def ready(self) -> bool:
+        """False in a process forked after :meth:`start`: the connection and its threads stayed behind."""
+        cluster = self._cluster
+        live = cluster is not None and not cluster.closed and os.getpid() == self._pid
+        return live and self._serving and not self._stopped
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self._settled.wait(timeout)
+        if self._error is not None:
+            failure = f"{type(self._error).__name__}: {self._error}"
+            raise RuntimeError(f"model {self.name}: Ray deployment failed: {failure}") from self._error
+        return self.ready
+
+    def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+        future: Future[BaseModel] = Future()
+        with self._lock:
+            cluster, handle = self._cluster, self._handle
+            if not self.ready or cluster is None or handle is None:
+                failed = f" (Ray deployment failed: {type(self._error).__name__})" if self._error else ""
+                raise HTTPError(503, f"model {self.name} is not ready{failed}", headers=dict(RETRY_AFTER))
+            try:
+                cluster.loop.call_soon_threadsafe(self._begin, handle, item, timeout_s, future)
+            except RuntimeError:  # the loop closed: the process is exiting
+                raise self._shutting_down() from None
+            self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new items, let this process's requests finish (503 past ``timeout``), disconnect."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            pending = list(self._pending)
+        end = time.monotonic() + timeout
+        if pending:
+            wait_for(pending, timeout)
+        cluster = self._cluster
+        if cluster is not None:
+            with suppress(RuntimeError):  # the loop closed: nothing left to cancel
+                cluster.loop.call_soon_threadsafe(self._cancel_tasks)
+        for future in pending:
+            with suppress(InvalidStateError):
+                future.set_exception(self._shutting_down())
+        self._stopping.set()
+        self._settled.set()
+        if self._started:
+            self._thread.join(max(0.0, end - time.monotonic()))
+
+    def _run(self) -> None:
+        """Connect, deploy unless deployed, then follow the deployment's health until stopped."""
+        try:
+            cluster = acquire()
+        except Exception as exc:  # noqa: BLE001 - no connection is the pool's error, shown by /readyz
+            self._fail(exc)
+            return
+        self._cluster = cluster
+        try:
+            self._deploy(cluster)
+            with cluster.control:
+                cluster.check_open()
+                self._handle = serve.get_deployment_handle(self.name, self.app_name)
+            while not (self._stopping.is_set() or cluster.closed):
+                self._observe(cluster)
+                self._stopping.wait(1.0 if self._serving else 0.2)
+        except Exception as exc:  # noqa: BLE001 - a failed deploy is the pool's error, shown by /readyz
+            self._fail(exc)
+        finally:
+            self._serving = False
+            release(cluster)
+
+    def _deploy(self, cluster: Cluster) -> None:
+        """Deploy unless the application exists: ``serve.run`` of an existing one restarts its replicas.
+
+        Serialised per host, so that a server's workers starting together
+        deploy once. It returns once Ray has the application; the health
+        loop then waits for the replicas' ``setup()``.
+        """
+        with cluster.control, host_lock(cluster.address or ""):
+            cluster.check_open()
+            with suppress(ray_errors.ActorAlreadyExistsError):  # another host started Serve first
+                serve.start(proxy_location="Disabled")
+            found = cluster.status(max_age=0).applications.get(self.app_name)
+            if found is None or found.status == ApplicationStatus.DEPLOY_FAILED:
+                logger.info("model %s: deploying Ray Serve application %s", self.name, self.app_name)
+                app = application(self.model_cls, self.name, self.options)
+                target = serve.RunTarget(target=app, name=self.app_name, route_prefix=None)
+                serve.run_many([target], wait_for_applications_running=False)
+
+    def _observe(self, cluster: Cluster) -> None:
+        try:
+            app = cluster.status().applications.get(self.app_name)
+        except Exception as exc:  # noqa: BLE001 - an unreadable status means not ready, not a dead pool
+            logger.warning("model %s: cannot read Ray Serve status: %s", self.name, exc)
+            self._serving = False
+            return
+        deployment = None if app is None else app.deployments.get(self.name)
+        if deployment is None:
+            self._serving = False
+        elif deployment.status == DeploymentStatus.DEPLOY_FAILED:
+            self._fail(RuntimeError(deployment.message or "the deployment failed"))
+        elif deployment.status in SERVING:
+            self._error = None
+            self._serving = True
+            self._settled.set()
+        else:
+            self._serving = self._serving and deployment.replica_states.get(ReplicaState.RUNNING, 0) > 0
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            logger.error("model %s: Ray deployment failed", self.name, exc_info=exc)
+        self._error = exc
+        self._serving = False
+        self._settled.set()
+
+    def _begin(
+        self, handle: DeploymentHandle, item: BaseModel, timeout_s: float, future: Future[BaseModel]
+    ) -> None:
+        """On the loop thread: start the call; a cancelled future cancels it, its end settles the future."""
+        if future.cancelled():
+            return
+        task = asyncio.ensure_future(self._call(handle, item, timeout_s))
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._settle, future))
+        future.add_done_callback(partial(_cancel_on_cancel, task))
+
+    async def _call(self, handle: DeploymentHandle, item: BaseModel, timeout_s: float) -> BaseModel:
+        try:
+            response = handle.remote(item, time.time() + timeout_s)
+        except Exception as exc:  # noqa: BLE001 - every Ray failure becomes an HTTP error
+            raise self._http_error(exc) from None
+        try:
+            async with asyncio.timeout(timeout_s):
+                outcome = await response
+        except asyncio.CancelledError:
+            response.cancel()
+            raise
+        except TimeoutError:
+            response.cancel()
+            raise HTTPError(504, f"model {self.name} did not answer within {timeout_s:g} s") from None
+        except Exception as exc:  # noqa: BLE001 - every Ray failure becomes an HTTP error
+            raise self._http_error(exc) from None
+        if isinstance(outcome, HTTPError):
+            raise outcome
+        return outcome  # type: ignore[no-any-return]
+
+    def _settle(self, future: Future[BaseModel], task: asyncio.Task[BaseModel]) -> None:
+        self._tasks.discard(task)
+        with suppress(InvalidStateError):  # the caller cancelled, or stop() answered first
+            if task.cancelled():
+                future.set_exception(self._shutting_down())
+            elif (error := task.exception()) is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(task.result())
+
+    def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _shutting_down(self) -> HTTPError:
+        return HTTPError(503, f"model {self.name} is shutting down", headers=dict(RETRY_AFTER))
+
+    def _http_error(self, exc: Exception) -> HTTPError:
+        """Ray's failure as the error contract; the traceback goes to the log, never to the client."""
+        if isinstance(exc, serve_errors.BackPressureError):
+            retry = exc.retry_after_s
+            headers = {"Retry-After": str(math.ceil(retry))} if retry is not None else dict(RETRY_AFTER)
+            queued = self.options.get("max_queued_requests")
+            message = f"model {self.name} is overloaded: {queued} requests already queued"
+            return HTTPError(503, message, headers=headers)
+        if isinstance(exc, REPLICA_LOST):
+            logger.warning("model %s: Ray replica lost: %s", self.name, exc)
+            return HTTPError(
+                503,
+                f"model {self.name}: its Ray replica was lost ({type(exc).__name__}); retry",
+                headers=dict(RETRY_AFTER),
+            )
+        logger.error("model %s: Ray call failed", self.name, exc_info=exc)
+        cause: Any = getattr(exc, "cause", None) or exc
+        return HTTPError(500, f"model {self.name}: Ray call failed: {type(cause).__name__}")
+
+
+def _cancel_on_cancel(task: asyncio.Task[Any], future: Future[Any]) -> None:
+    """A caller that gave up (deadline, client gone) cancels the Ray request too."""
+    loop = task.get_loop()
+    if future.cancelled() and not loop.is_closed():
+        with suppress(RuntimeError):  # the loop closed in between
+            loop.call_soon_threadsafe(task.cancel)

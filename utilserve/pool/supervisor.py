@@ -1,0 +1,364 @@
+"""The supervisor process: hosts models for every web process that connects to its socket.
+
+Started once per pool group by the first client that finds no supervisor
+(``python -m utilserve.pool.supervisor --socket PATH --owner PID``), or in
+the foreground as a sidecar (``utilserve pool TARGET --socket PATH``).
+
+- One thread per client connection reads its frames; a client (one per web
+  process) multiplexes its requests by id. Messages it sends: ``load``
+  (host a model, idempotent; the answer and every later change is a
+  ``state`` push), ``submit``, ``cancel``, ``unload``, ``exit``, ``ping``.
+- Items go to the model's shared :class:`HostedModel` queue, so a batch
+  holds requests from different web processes.
+- It exits, draining running batches first and taking its model workers
+  with it, on SIGTERM/SIGINT, on ``exit`` from its owner, or when the owner
+  process (the server master) is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from functools import partial
+from typing import Any
+
+from ..api.errors import HTTPError
+from . import protocol
+from .batcher import RETRY_AFTER
+from .hosted import HostedModel
+from .rendezvous import alive
+from .spec import ModelSpec
+
+logger = logging.getLogger("utilserve.pool")
+
+DRAIN_TIMEOUT_S = 30.0
+
+
+class Supervisor:
+    """Accepts client connections on ``path`` and hosts the models they load."""
+
+    def __init__(self, path: str, owner: int | None = None, drain_timeout: float = DRAIN_TIMEOUT_S) -> None:
+        self.path = path
+        self.owner = owner
+        self.drain_timeout = drain_timeout
+        self._lock = threading.Lock()
+        self._models: dict[str, HostedModel] = {}
+        self._connections: set[_Connection] = set()
+        self._wake_r, self._wake_w = os.pipe()
+        self._inode = 0
+        self._closing = False
+
+    def load(self, spec: ModelSpec) -> HostedModel:
+        """The hosted model named ``spec.name``, started on first request."""
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("this pool supervisor is shutting down")
+            hosted = self._models.get(spec.name)
+            if hosted is None:
+                hosted = HostedModel(spec, self._broadcast)
+                self._models[spec.name] = hosted
+                hosted.start()
+        if hosted.spec.target != spec.target:
+            raise ValueError(
+                f"model {spec.name}: this pool serves it from {hosted.spec.target}, "
+                f"but a client expects {spec.target}; start both from the same module"
+            )
+        if hosted.spec != spec:
+            logger.warning("model %s: a client asks for %s; keeping %s", spec.name, spec, hosted.spec)
+        return hosted
+
+    def model(self, name: str) -> HostedModel | None:
+        return self._models.get(name)
+
+    def unload(self, name: str) -> None:
+        with self._lock:
+            hosted = self._models.pop(name, None)
+        if hosted is not None:
+            hosted.stop(self.drain_timeout)
+
+    def request_exit(self) -> None:
+        os.write(self._wake_w, b"x")
+
+    def serve_forever(self) -> None:
+        """Listen until told to exit, then drain and stop every model."""
+        listener = _listen(self.path)
+        self._inode = os.stat(self.path).st_ino
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ, "accept")
+        selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        owner_fd = self._watch_owner(selector)
+        owner_gone = self.owner is not None and not alive(self.owner)
+        try:
+            while not owner_gone:
+                timeout = None if owner_fd is not None or self.owner is None else 1.0
+                events = selector.select(timeout)
+                owner_gone = owner_fd is None and self.owner is not None and not alive(self.owner)
+                for key, _ in events:
+                    if key.data == "accept":
+                        self._accept(listener)
+                    elif key.data == "owner":
+                        owner_gone = True
+                    else:
+                        return
+            logger.info("pool supervisor: owner process %s is gone; exiting", self.owner)
+        finally:
+            self._shutdown(listener, remove_directory=self.owner is not None)
+            selector.close()
+            if owner_fd is not None:
+                os.close(owner_fd)
+
+    def _watch_owner(self, selector: selectors.BaseSelector) -> int | None:
+        if self.owner is None or not hasattr(os, "pidfd_open"):
+            return None
+        try:
+            fd = os.pidfd_open(self.owner)
+        except OSError:
+            return None
+        selector.register(fd, selectors.EVENT_READ, "owner")
+        return fd
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        connection = _Connection(self, protocol.limit_sends(sock))
+        with self._lock:
+            self._connections.add(connection)
+        connection.start()
+
+    def forget(self, connection: _Connection) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def _broadcast(self, hosted: HostedModel) -> None:
+        status = hosted.status
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.push_state(hosted.spec.name, status)
+
+    def _shutdown(self, listener: socket.socket, remove_directory: bool) -> None:
+        listener.close()
+        _unlink_if_ours(self.path, self._inode)
+        if remove_directory:
+            _remove_private_dir(self.path)
+        with self._lock:
+            self._closing = True
+            models = list(self._models.values())
+            self._models.clear()
+        stoppers = [threading.Thread(target=hosted.stop, args=(self.drain_timeout,)) for hosted in models]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+
+
+class _Connection:
+    """One client (web process): reads its frames on a thread, answers from whichever thread resolves."""
+
+    def __init__(self, supervisor: Supervisor, sock: socket.socket) -> None:
+        self.supervisor = supervisor
+        self.sock = sock
+        self._send_lock = threading.Lock()
+        self._pending: dict[int, Future[Any]] = {}
+        self._subscribed: set[str] = set()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="utilserve-pool-client", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """End the connection; the reader thread then cleans up."""
+        with self._send_lock:
+            if not self._closed:
+                _hang_up(self.sock)
+
+    def push_state(self, name: str, status: Any) -> None:
+        if name in self._subscribed:
+            self._send(("state", name, status.__dict__))
+
+    def _run(self) -> None:
+        reader = protocol.FrameReader(self.sock)
+        try:
+            while True:
+                head, buffers = reader.read()
+                self._dispatch(head, buffers)
+        except (EOFError, OSError):
+            pass
+        finally:
+            self.supervisor.forget(self)
+            for future in list(self._pending.values()):
+                future.cancel()
+            with self._send_lock:
+                self._closed = True
+            self.sock.close()
+
+    def _dispatch(self, head: tuple[Any, ...], buffers: list[protocol.Buffer]) -> None:
+        kind = head[0]
+        if kind == "submit":
+            self._submit(head[1], head[2], head[3], buffers)
+        elif kind == "cancel":
+            future = self._pending.get(head[1])
+            if future is not None:
+                future.cancel()
+        elif kind == "load":
+            self._load(ModelSpec(**head[1]))
+        elif kind == "unload":
+            threading.Thread(target=self._unload, args=(head[1], head[2]), daemon=True).start()
+        elif kind == "ping":
+            self._send(("result", head[1], None))
+        elif kind == "exit":
+            self.supervisor.request_exit()
+
+    def _submit(self, rid: int, name: str, timeout_s: float, payload: list[protocol.Buffer]) -> None:
+        hosted = self.supervisor.model(name)
+        try:
+            if hosted is None:
+                raise HTTPError(503, f"model {name} is not loaded in this pool", headers=dict(RETRY_AFTER))
+            future = hosted.submit(payload, timeout_s)
+        except HTTPError as error:
+            self._send(("result", rid, protocol.error_tuple(error)))
+            return
+        self._pending[rid] = future
+        future.add_done_callback(partial(self._answer, rid))
+
+    def _answer(self, rid: int, future: Future[Any]) -> None:
+        self._pending.pop(rid, None)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            self._send(("result", rid, None), future.result())
+        elif isinstance(error, HTTPError):
+            self._send(("result", rid, protocol.error_tuple(error)))
+        else:
+            self._send(("result", rid, (500, f"pool error: {type(error).__name__}", None, {})))
+
+    def _load(self, spec: ModelSpec) -> None:
+        try:
+            hosted = self.supervisor.load(spec)
+        except (ValueError, RuntimeError) as exc:
+            phase = "failed" if isinstance(exc, ValueError) else "stopped"
+            error = (type(exc).__name__, str(exc), None)
+            self._send(("state", spec.name, {"phase": phase, "error": error, "workers": (), "supervisor": os.getpid()}))
+            return
+        self._subscribed.add(spec.name)
+        self._send(("state", spec.name, hosted.status.__dict__))
+
+    def _unload(self, rid: int, name: str) -> None:
+        self._subscribed.discard(name)
+        self.supervisor.unload(name)
+        self._send(("result", rid, None))
+
+    def _send(self, head: tuple[Any, ...], buffers: Sequence[protocol.Buffer] = ()) -> None:
+        with self._send_lock:
+            if self._closed:
+                return
+            try:
+                protocol.send(self.sock, head, buffers)
+            except OSError:
+                self._closed = True
+                _hang_up(self.sock)
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """Wake the reader with end of file; after a failed write the stream is out of step for good."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _listen(path: str) -> socket.socket:
+    """Bind ``path`` 0600: only this user's processes may connect (see protocol's doc).
+
+    A socket file left by a supervisor that died is replaced; one that a
+    live supervisor still answers on is not.
+    """
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)
+        else:
+            raise OSError(f"a pool supervisor already listens at {path}; stop it or choose another socket path")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    listener.listen(128)
+    return listener
+
+
+def _unlink_if_ours(path: str, inode: int) -> None:
+    """Remove the socket file unless a newer supervisor already replaced it."""
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _remove_private_dir(path: str) -> None:
+    """An owned pool's directory is done once the owner is gone or said so (its name holds the owner's pid)."""
+    directory = os.path.dirname(path)
+    for leftover in ("lock", os.path.basename(path)):
+        try:
+            os.unlink(os.path.join(directory, leftover))
+        except OSError:
+            pass
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass
+
+
+def serve(path: str, owner: int | None, specs: Sequence[ModelSpec] = ()) -> None:
+    """Run a supervisor in this process until SIGTERM/SIGINT, its owner's exit or an ``exit`` request."""
+    logging.basicConfig(level=logging.INFO, format="[utilserve pool %(process)d] %(message)s")
+    supervisor = Supervisor(path, owner)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        logger.info("pool supervisor: %s; draining", signal.Signals(signum).name)
+        supervisor.request_exit()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal if owner is None else signal.SIG_IGN)
+    for spec in specs:
+        supervisor.load(spec)
+    supervisor.serve_forever()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m utilserve.pool.supervisor", description=__doc__)
+    parser.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
+    parser.add_argument("--owner", type=int, help="exit when this process id is gone")
+    parser.add_argument("--sys-path", default="[]", help="JSON list of import paths of the starting process")
+    args = parser.parse_args(argv)
+    sys.path[:0] = [entry for entry in json.loads(args.sys_path) if entry not in sys.path]
+    serve(args.socket, args.owner)
+
+
+if __name__ == "__main__":
+    main()
