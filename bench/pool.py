@@ -78,7 +78,7 @@ UVICORN = ("{python}", "-m", "uvicorn", "{app}", "--host", "{host}", "--port", "
            "--loop", "uvloop", "--http", "httptools", "--log-level", "warning")
 GUNICORN_GTHREAD = ("{python}", "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "160",
                     "-b", "{host}:{port}", "--graceful-timeout", "5", "--log-level", "warning", "{app}")
-GUNICORN_SHARED = ("{python}", "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "-w", "4", "--threads", "40",
+GUNICORN_SHARED = ("{python}", "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "-w", "4", "--threads", "40",
                    "-b", "{host}:{port}", "--log-level", "warning", "{app}")
 US_APP = "examples.batched:app"
 US_APP_INSTRUMENTED = "bench.apps.pool_instrumented:app"
