@@ -1,26 +1,10 @@
 """Models served over real HTTP by the pool tests; each records what it saw in $MODEL_LOG."""
 
-import json
 import os
 import time
-from typing import Any
 
-from pydantic import BaseModel
-
+from tests.apps.recording import Doubled, Number, record
 from utilserve import API, HTTPError, Model, Service, api
-
-
-def record(**event: Any) -> None:
-    with open(os.environ["MODEL_LOG"], "a") as log:
-        log.write(json.dumps({"pid": os.getpid(), **event}) + "\n")
-
-
-class Number(BaseModel):
-    x: int
-
-
-class Doubled(BaseModel):
-    y: int
 
 
 class Batching(Model):

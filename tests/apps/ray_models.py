@@ -4,30 +4,14 @@ The replicas run in Ray's worker processes, which take their environment
 (MODEL_LOG, PYTHONPATH) from the ``ray start`` that started the cluster.
 """
 
-import json
 import os
 import time
-from typing import Any
 
-from pydantic import BaseModel
-
+from tests.apps.recording import Doubled, Number, record
 from utilserve import API, Model, Service, api
 
 LIGHT = {"ray_actor_options": {"num_cpus": 0.25}}
 """Four replicas fit a one-CPU share of the test cluster: resources pass straight to Ray."""
-
-
-def record(**event: Any) -> None:
-    with open(os.environ["MODEL_LOG"], "a") as log:
-        log.write(json.dumps({"pid": os.getpid(), **event}) + "\n")
-
-
-class Number(BaseModel):
-    x: int
-
-
-class Doubled(BaseModel):
-    y: int
 
 
 class Batching(Model):
