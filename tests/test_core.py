@@ -14,7 +14,7 @@ import starlette.applications
 from pydantic import BaseModel
 
 import utilserve
-from utilserve import API, Env, HTTPError, Request, Response, Service, api
+from utilserve import API, Env, HTTPError, Request, Response, Service, api, concurrency
 from utilserve.backends import resolve_backend
 from utilserve.http import render
 
@@ -76,6 +76,42 @@ def test_sync_endpoint_runs_off_the_event_loop() -> None:
     handler = service().setup()
     response = asyncio.run(handler.ahandle(Request("GET", "/api/from_sync")))
     assert b'"utilserve' in response.body, response.body
+
+
+class Doubling(utilserve.Model):
+    class Input(BaseModel):
+        x: int
+
+    class Output(BaseModel):
+        y: int
+
+    def predict(self, batch: list[Input]) -> list[Output]:
+        return [self.Output(y=2 * item.x) for item in batch]
+
+
+def test_model_route_blocks_on_a_sync_server_and_awaits_on_an_async_one() -> None:
+    """A sync server thread waits on the pool directly: no per-thread event loop is made for it."""
+    svc = Service(name="core-model-route", route="/api")
+    svc.model(Doubling, route="/double", pool="thread")
+    handler = svc.setup()
+    svc.startup()
+    try:
+        outcome: dict[str, object] = {}
+
+        def sync_call() -> None:
+            response = call(svc, "POST", "/api/double", b'{"x": 21}', {"content-type": "application/json"})
+            outcome["sync"] = (response.status, response.body, getattr(concurrency._local, "loop", None))
+
+        thread = threading.Thread(target=sync_call)
+        thread.start()
+        thread.join()
+        asynchronous = asyncio.run(
+            handler.ahandle(Request("POST", "/api/double", "", {"content-type": "application/json"}, b'{"x": 4}'))
+        )
+    finally:
+        svc.shutdown()
+    assert outcome["sync"] == (200, b'{"y":42}', None)
+    assert (asynchronous.status, asynchronous.body) == (200, b'{"y":8}')
 
 
 def test_static_segment_beats_path_parameter() -> None:

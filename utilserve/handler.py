@@ -49,7 +49,9 @@ class Handler:
             if endpoint.signature.reads_body:
                 request.read_body(self.max_body_size)
             kwargs = endpoint.signature.bind(request)
-            if endpoint.is_async:
+            if endpoint.blocking is not None:
+                result = endpoint.blocking(**kwargs)
+            elif endpoint.is_async:
                 result = run_sync(endpoint.func(**kwargs))
             else:
                 result = endpoint.func(**kwargs)

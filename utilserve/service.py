@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic_core import to_json
 
 from . import api
-from .api.base import API, build_router
+from .api.base import API, build_router, with_blocking_form
 from .api.errors import HTTPError
 from .api.routing import Router
 from .backends import Adapter, load_adapter, resolve_backend
@@ -279,6 +279,10 @@ def _model_state(handle: ModelHandle) -> str:
 def _model_api(handle: ModelHandle, route: str) -> type[API]:
     """``POST route``: the model's ``Input`` as the JSON body, its ``Output`` as the answer."""
 
+    def blocking_predict(self: API, item: Any) -> Any:
+        return handle.predict(item)
+
+    @with_blocking_form(blocking_predict)
     async def predict(self: API, item: Any) -> Any:
         return await handle.apredict(item)
 

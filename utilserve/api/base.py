@@ -15,6 +15,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 METHODS = ("get", "post", "put", "patch", "delete")
 _ROUTES_ATTR = "__utilserve_routes__"
+_BLOCKING_ATTR = "__utilserve_blocking__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,20 @@ class _Verb:
 get, post, put, patch, delete = (_Verb(m) for m in METHODS)
 
 
+def with_blocking_form(blocking: Callable[..., Any]) -> Callable[[F], F]:
+    """Give an ``async def`` endpoint a plain twin with the same parameters, for sync servers.
+
+    On WSGI servers an async endpoint runs on a per-thread event loop; a
+    twin that blocks instead saves that loop's wake-ups on every request.
+    """
+
+    def mark(func: F) -> F:
+        setattr(func, _BLOCKING_ATTR, blocking)
+        return func
+
+    return mark
+
+
 def build_router(root: type[API], prefix: str = "/", router: Router | None = None) -> Router:
     """Compile an API class tree into a router, mounted at ``prefix``."""
     router = router if router is not None else Router()
@@ -92,6 +107,7 @@ def _mount(cls: type[API], base: str, router: Router, chain: tuple[type[API], ..
                     status=spec.status,
                     summary=spec.summary or _first_line(func.__doc__),
                     tags=(cls.__name__,),
+                    blocking=_bound_blocking_form(func, instance),
                 )
             )
     for attribute, child in _children(cls):
@@ -109,6 +125,11 @@ def _endpoint_functions(cls: type[API]) -> list[tuple[str, Callable[..., Any]]]:
             elif name in found:
                 del found[name]
     return list(found.items())
+
+
+def _bound_blocking_form(func: Callable[..., Any], instance: API) -> Callable[..., Any] | None:
+    blocking = getattr(func, _BLOCKING_ATTR, None)
+    return None if blocking is None else blocking.__get__(instance)
 
 
 def _children(cls: type[API]) -> list[tuple[str, type[API]]]:

@@ -26,6 +26,8 @@ class Endpoint:
     status: int = 200
     summary: str | None = None
     tags: tuple[str, ...] = ()
+    blocking: Callable[..., Any] | None = None
+    """A plain-function form of an async endpoint: sync servers call it instead of running a private event loop."""
 
 
 @dataclass(slots=True, eq=False)
