@@ -1,10 +1,9 @@
 """utilserve: write a service once, serve it on the web stack you already run."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import api
 from .api import API, HTTPError, UploadFile
-from .env import Env, EnvError
 from .http import Request, Response
 from .pool import Model, ModelHandle
 from .service import Service, current
@@ -21,6 +20,18 @@ class _CurrentService:
 
 
 service = _CurrentService()
+
+if TYPE_CHECKING:
+    from .env import Env, EnvError
+
+
+def __getattr__(name: str) -> Any:
+    """``Env`` loads pydantic-settings on first use: the pool's supervisor and model workers never need it."""
+    if name in ("Env", "EnvError"):
+        from . import env
+
+        return getattr(env, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __version__ = "0.1.0"
 

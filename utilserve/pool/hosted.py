@@ -10,11 +10,13 @@ and the feeder starts a new worker after an exponential backoff.
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,16 +24,15 @@ from time import monotonic
 from typing import Any
 
 from ..api.errors import HTTPError
-from . import protocol, worker
+from . import protocol
 from .batcher import RETRY_AFTER, Batcher, Item
+from .launch import python_executable
 from .spec import ModelSpec
 
 logger = logging.getLogger("utilserve.pool")
 
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 10.0
-
-_spawn = multiprocessing.get_context("spawn")
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class _Feeder:
         self.index = index
         self.name = model.spec.name
         self._halted = threading.Event()
-        self._process: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._was_up = False
         self._thread = threading.Thread(target=self._run, name=f"utilserve-feed-{self.name}-{index}", daemon=True)
 
@@ -144,7 +145,7 @@ class _Feeder:
         """Wait for the thread; a worker still busy (or loading) after ``timeout`` is killed."""
         self._thread.join(timeout)
         process = self._process
-        if self._thread.is_alive() and process is not None and process.is_alive():
+        if self._thread.is_alive() and process is not None and process.poll() is None:
             logger.warning("model %s: worker %s still busy after %.1f s; killing it", self.name, process.pid, timeout)
             process.kill()
             self._thread.join(5.0)
@@ -164,10 +165,9 @@ class _Feeder:
                 served = self._load_and_serve(process, sock)
             finally:
                 sock.close()
-                process.join(5.0)
-                if process.is_alive():
+                if not _exited(process, 5.0):
                     process.kill()
-                    process.join()
+                    process.wait()
                 self.model._worker_down(self.index)
             if served is None:
                 return
@@ -175,15 +175,16 @@ class _Feeder:
             logger.warning("model %s: worker exited (%s); restarting in %.1f s", self.name, _exit(process), delay)
             self._halted.wait(delay)
 
-    def _spawn(self) -> tuple[Any, socket.socket]:
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
+        """A fresh interpreter (never a fork, so CUDA and native thread pools start clean) holding one socketpair end."""
         ours, theirs = socket.socketpair()
-        process = _spawn.Process(
-            target=worker.main,
-            args=(theirs, self.model.spec.target, self.name, os.getpid()),
-            name=f"utilserve-model-{self.name}-{self.index}",
-        )
+        argv = [
+            python_executable(), "-m", "utilserve.pool.worker",
+            "--fd", str(theirs.fileno()), "--target", self.model.spec.target, "--name", self.name,
+            "--parent", str(os.getpid()), "--sys-path", json.dumps(sys.path),
+        ]  # fmt: skip
         try:
-            process.start()
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
         except BaseException:
             ours.close()
             raise
@@ -192,7 +193,7 @@ class _Feeder:
         self._process = process
         return process, ours
 
-    def _load_and_serve(self, process: Any, sock: socket.socket) -> bool | None:
+    def _load_and_serve(self, process: subprocess.Popen[bytes], sock: socket.socket) -> bool | None:
         """``None``: stop for good; ``True``/``False``: the worker died after/before serving a batch.
 
         A ``setup()`` that raises before this worker slot ever came up fails
@@ -218,24 +219,24 @@ class _Feeder:
             except OSError:
                 pass
             else:
-                process.join(30.0)
+                _exited(process, 30.0)
         return served
 
-    def _serve(self, process: Any, sock: socket.socket, reader: protocol.FrameReader) -> bool | None:
+    def _serve(self, process: subprocess.Popen[bytes], sock: socket.socket, reader: protocol.FrameReader) -> bool | None:
         served = False
         while (batch := self.model.batcher.next_batch()) is not None:
             try:
                 protocol.send(sock, *_batch_frame(batch))
                 head, buffers = reader.read()
             except (EOFError, OSError):
-                process.join(1.0)
+                _exited(process, 1.0)
                 self.model.batcher.finish(batch, [self._died(process) for _ in batch])
                 return served
             self.model.batcher.finish(batch, _outcomes(head[1], buffers))
             served = True
         return None
 
-    def _died(self, process: Any) -> HTTPError:
+    def _died(self, process: subprocess.Popen[bytes]) -> HTTPError:
         return HTTPError(
             503,
             f"model {self.name}: its worker process {process.pid} died ({_exit(process)}) "
@@ -266,8 +267,16 @@ def _outcomes(entries: list[Any], buffers: list[protocol.Buffer]) -> list[Any]:
     return outcomes
 
 
-def _exit(process: Any) -> str:
-    code = process.exitcode
+def _exited(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _exit(process: subprocess.Popen[bytes]) -> str:
+    code = process.returncode
     if code is None:
         return "still running"
     if code < 0:

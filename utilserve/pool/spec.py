@@ -8,6 +8,8 @@ module (the supervisor and its workers are fresh interpreters, not forks).
 from __future__ import annotations
 
 import importlib
+import json
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,6 +49,11 @@ def importable_target(model_cls: type[Model], name: str) -> str:
     for cls in (model_cls, model_cls.Input, model_cls.Output):
         _check_importable(cls, model_cls, name)
     return f"{model_cls.__module__}:{model_cls.__qualname__}"
+
+
+def adopt_import_path(encoded: str) -> None:
+    """Put a starting process's import paths (a JSON list) first, so its models import here too."""
+    sys.path[:0] = [entry for entry in json.loads(encoded) if entry not in sys.path]
 
 
 def import_target(target: str) -> type[Model]:

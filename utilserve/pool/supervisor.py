@@ -18,13 +18,11 @@ the foreground as a sidecar (``utilserve pool TARGET --socket PATH``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import selectors
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -36,7 +34,7 @@ from . import protocol
 from .batcher import RETRY_AFTER
 from .hosted import HostedModel
 from .rendezvous import alive
-from .spec import ModelSpec
+from .spec import ModelSpec, adopt_import_path
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -356,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--owner", type=int, help="exit when this process id is gone")
     parser.add_argument("--sys-path", default="[]", help="JSON list of import paths of the starting process")
     args = parser.parse_args(argv)
-    sys.path[:0] = [entry for entry in json.loads(args.sys_path) if entry not in sys.path]
+    adopt_import_path(args.sys_path)
     serve(args.socket, args.owner)
 
 

@@ -1,7 +1,8 @@
 """A model worker process: one ``Model`` instance serving batches sent by its supervisor.
 
-Started with multiprocessing's *spawn* context, never forked, so CUDA and
-native thread pools start clean. It talks over one socketpair end:
+Started by its supervisor as a fresh interpreter (``python -m
+utilserve.pool.worker``), never forked, so CUDA and native thread pools
+start clean. It talks over one socketpair end, inherited as ``--fd``:
 
 - after ``setup()``: ``("ready", pid)`` or ``("failed", kind, message, pickled exception)``;
 - then per ``("batch", counts)`` frame: ``("done", entries)``, one entry per
@@ -15,6 +16,7 @@ started it goes away, so a supervisor killed with SIGKILL leaves no model
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import logging
 import os
@@ -22,6 +24,7 @@ import pickle
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,7 +33,7 @@ from ..api.errors import HTTPError
 from . import protocol
 from .model import Model
 from .outcome import Outcome, run_batch
-from .spec import import_target
+from .spec import adopt_import_path, import_target
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -122,3 +125,19 @@ def _die_with(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m utilserve.pool.worker", description=__doc__)
+    parser.add_argument("--fd", type=int, required=True, help="the inherited socketpair end")
+    parser.add_argument("--target", required=True, help="the Model class as module:qualname")
+    parser.add_argument("--name", required=True, help="the model's name, for logs and errors")
+    parser.add_argument("--parent", type=int, required=True, help="the supervisor's pid")
+    parser.add_argument("--sys-path", default="[]", help="JSON list of the supervisor's import paths")
+    args = parser.parse_args(argv)
+    adopt_import_path(args.sys_path)
+    main(socket.socket(fileno=args.fd), args.target, args.name, args.parent)
+
+
+if __name__ == "__main__":
+    cli()
