@@ -664,20 +664,20 @@ def render(results: list[Result], skipped: list[str], args: argparse.Namespace, 
     return "\n".join(lines)
 
 
-def _section_bounds(lines: list[str]) -> tuple[int, int] | None:
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\r\n") == SECTION), None)
+def _section_bounds(lines: list[str], title: str) -> tuple[int, int] | None:
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\r\n") == title), None)
     if start is None:
         return None
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     return start, end
 
 
-def current_notes(path: Path = BENCHMARKS) -> str:
-    """The hand-written "### Notes" subsection of this section, kept across runs ("" if none)."""
+def current_notes(path: Path = BENCHMARKS, title: str = SECTION) -> str:
+    """The hand-written "### Notes" subsection of section ``title``, kept across runs ("" if none)."""
     if not path.exists():
         return ""
     lines = path.read_text().splitlines(keepends=True)
-    bounds = _section_bounds(lines)
+    bounds = _section_bounds(lines, title)
     if bounds is None:
         return ""
     body = lines[bounds[0]:bounds[1]]
@@ -688,13 +688,13 @@ def current_notes(path: Path = BENCHMARKS) -> str:
     return "".join(body[start:end]).rstrip("\n") + "\n"
 
 
-def write_section(section: str, path: Path = BENCHMARKS) -> None:
-    """Replace (or append) this section of BENCHMARKS.md; every other byte of the file stays as it is."""
+def write_section(section: str, path: Path = BENCHMARKS, title: str = SECTION) -> None:
+    """Replace (or append) section ``title`` of BENCHMARKS.md; every other byte of the file stays as it is."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     if not text.startswith("# Benchmarks"):
         text = "# Benchmarks\n\n" + text
     lines = text.splitlines(keepends=True)
-    bounds = _section_bounds(lines)
+    bounds = _section_bounds(lines, title)
     if bounds is None:
         head = text if text.endswith("\n") else text + "\n"
         new = head + ("" if head.endswith("\n\n") else "\n") + section

@@ -102,6 +102,14 @@ def large(rounds: int) -> list[tuple[int, float, float]]:
     return rows
 
 
+def markdown(small_rows: list[tuple[str, float, float]], large_rows: list[tuple[int, float, float]]) -> str:
+    lines = ["| round trip | p50 µs | p99 µs |", "|---|---:|---:|"]
+    lines += [f"| {name} | {p50:.0f} | {p99:.0f} |" for name, p50, p99 in small_rows]
+    lines += ["", "| input size | out of band, ms | in the pickle stream, ms | gain |", "|---|---:|---:|---:|"]
+    lines += [f"| {mib} MiB | {oob:.2f} | {inband:.2f} | {inband / oob:.2f}x |" for mib, oob, inband in large_rows]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5000)
@@ -109,13 +117,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"- Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     print(f"- 1-minute load average at start: {os.getloadavg()[0]:.2f}\n")
-    print("| round trip | p50 µs | p99 µs |\n|---|---:|---:|")
-    for name, p50, p99 in small(args.rounds):
-        print(f"| {name} | {p50:.0f} | {p99:.0f} |")
-    print("\n| input size | out of band, ms | in the pickle stream, ms | gain |\n|---|---:|---:|---:|")
-    for mib, oob, inband in large(args.large_rounds):
-        print(f"| {mib} MiB | {oob:.2f} | {inband:.2f} | {inband / oob:.2f}x |")
-    print(f"\n- 1-minute load average at end: {os.getloadavg()[0]:.2f}")
+    print(markdown(small(args.rounds), large(args.large_rounds)))
+    print(f"- 1-minute load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
