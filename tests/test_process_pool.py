@@ -21,6 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -419,12 +421,60 @@ def shut_down(server: Server, pids: set[int]) -> None:
     stopped_cleanly(pids)
 
 
+@dataclass
+class PoolMode:
+    """Who starts the pool: the service's own web workers (``owned``), or ``utilserve pool`` beforehand (``sidecar``)."""
+
+    name: str
+    server_env: dict[str, str] = field(default_factory=dict)
+    sidecar: subprocess.Popen[bytes] | None = None
+
+    def shut_down(self, server: Server, procs: Processes) -> None:
+        """SIGTERM the master: an owned pool exits with it; a sidecar's lives on until it gets its own SIGTERM."""
+        shut_down(server, set() if self.sidecar else procs.from_log())
+        if self.sidecar is not None:
+            assert self.sidecar.poll() is None, "the sidecar pool outlives the web server"
+
+
+@contextmanager
+def sidecar_pool(log: Path, socket_path: Path, procs: Processes) -> Iterator[subprocess.Popen[bytes]]:
+    """``utilserve pool`` in the foreground with both models loaded; on exit, SIGTERM ends it and its workers."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "UTILSERVE_POOL": "process", "MODEL_LOG": str(log)}
+    sidecar = subprocess.Popen([sys.executable, "-m", "utilserve", "pool", SERVICE, "--socket", str(socket_path)],
+                               cwd=ROOT, env=env)
+    procs.note(sidecar.pid)
+    try:
+        wait_until(socket_path.exists, "the sidecar's socket")
+        wait_until(lambda: len(events(log, "setup")) == 2, "the sidecar's models to load")
+        yield sidecar
+        assert sidecar.poll() is None, "the sidecar outlives the web server"
+        pids = procs.from_log()
+        sidecar.send_signal(signal.SIGTERM)
+        assert sidecar.wait(WAIT_S) == 0
+        stopped_cleanly(pids)
+    finally:
+        sidecar.kill()
+        sidecar.wait()
+
+
+@pytest.fixture(params=["owned", "sidecar"])
+def mode(request: pytest.FixtureRequest, log: Path, tmp_path: Path, procs: Processes) -> Iterator[PoolMode]:
+    if request.param == "owned":
+        yield PoolMode("owned")
+        return
+    socket_path = tmp_path / "run" / "pool.sock"
+    with sidecar_pool(log, socket_path, procs) as sidecar:
+        yield PoolMode("sidecar", {"UTILSERVE_POOL_SOCKET": str(socket_path)}, sidecar)
+
+
 @pytest.mark.parametrize("name", SERVERS)
-def test_web_workers_share_one_pool_and_batch_together(name: str, log: Path, procs: Processes) -> None:
-    server = start_server(SERVERS[name], log)
+def test_web_workers_share_one_pool_and_batch_together(name: str, mode: PoolMode, log: Path, procs: Processes) -> None:
+    server = start_server(SERVERS[name], log, **mode.server_env)
     try:
         pids = assert_batched_once_per_worker(server, log)
-        shut_down(server, pids)
+        if mode.sidecar is not None:
+            assert pids == {mode.sidecar.pid, *(e["pid"] for e in events(log, "setup"))}
+        mode.shut_down(server, procs)
     finally:
         server.stop()
 
@@ -444,8 +494,10 @@ def test_gunicorn_recycling_its_workers_keeps_the_one_pool(log: Path, procs: Pro
         server.stop()
 
 
-def test_gunicorn_a_model_worker_killed_under_load_comes_back(log: Path, tmp_path: Path, procs: Processes) -> None:
-    server = start_server(gunicorn, log)
+def test_gunicorn_a_model_worker_killed_under_load_comes_back(
+    mode: PoolMode, log: Path, tmp_path: Path, procs: Processes
+) -> None:
+    server = start_server(gunicorn, log, **mode.server_env)
     try:
         wait_ready(server)
         hold = tmp_path / "never"
@@ -461,19 +513,19 @@ def test_gunicorn_a_model_worker_killed_under_load_comes_back(log: Path, tmp_pat
         assert "died (killed by SIGKILL)" in killed.json()["error"]["message"]
         assert {r.status_code for r in responses} <= {200, 503}, {r.status_code for r in responses}
         wait_until(lambda: len(events(log, "setup")) == 3, "the killed worker to restart")
-        procs.from_log()
         wait_ready(server)
         later = burst(server, 40, 8)
         assert [r.status_code for r in later] == [200] * 40
-        shut_down(server, procs.from_log())
+        mode.shut_down(server, procs)
     finally:
         server.stop()
 
 
-def test_gunicorn_sigterm_under_load_answers_every_accepted_request_and_leaves_no_pool(
-    log: Path, procs: Processes
+def test_gunicorn_sigterm_under_load_answers_every_accepted_request(
+    mode: PoolMode, log: Path, procs: Processes
 ) -> None:
-    server = start_server(gunicorn, log)
+    """Every request a web worker accepted is answered in full; an owned pool then exits, a sidecar does not."""
+    server = start_server(gunicorn, log, **mode.server_env)
     answered: dict[int, httpx.Response] = {}
     refused: list[Exception] = []
     stop = threading.Event()
@@ -493,18 +545,14 @@ def test_gunicorn_sigterm_under_load_answers_every_accepted_request_and_leaves_n
 
     try:
         wait_ready(server)
-        pids = procs.from_log()
         threads = [threading.Thread(target=client, args=(i * 100_000,)) for i in range(16)]
         for thread in threads:
             thread.start()
         wait_until(lambda: len(answered) >= 100, "load to get going")
-        assert server.process is not None
-        server.process.send_signal(signal.SIGTERM)
-        server.process.wait(WAIT_S)
+        mode.shut_down(server, procs)
         stop.set()
         for thread in threads:
             thread.join(WAIT_S)
-        stopped_cleanly(pids | procs.from_log())
     finally:
         stop.set()
         server.stop()
@@ -513,35 +561,15 @@ def test_gunicorn_sigterm_under_load_answers_every_accepted_request_and_leaves_n
     assert all(answered[x].status_code == 200 and answered[x].json()["x"] == x for x in accepted)
 
 
-def test_sidecar_started_with_utilserve_pool_serves_gunicorn_workers(
-    log: Path, tmp_path: Path, procs: Processes
-) -> None:
+def test_sidecar_socket_is_private_and_taken_once(log: Path, tmp_path: Path, procs: Processes) -> None:
     socket_path = tmp_path / "run" / "pool.sock"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "UTILSERVE_POOL": "process", "MODEL_LOG": str(log)}
-    sidecar = subprocess.Popen([sys.executable, "-m", "utilserve", "pool", SERVICE, "--socket", str(socket_path)],
-                               cwd=ROOT, env=env)
-    procs.note(sidecar.pid)
-    try:
-        wait_until(socket_path.exists, "the sidecar's socket")
+    with sidecar_pool(log, socket_path, procs):
         assert socket_path.stat().st_mode & 0o777 == 0o600
-        wait_until(lambda: len(events(log, "setup")) == 2, "the sidecar's models to load")
+        assert socket_path.parent.stat().st_mode & 0o077 == 0, oct(socket_path.parent.stat().st_mode)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "UTILSERVE_POOL": "process"}
         second = utilserve_pool(env, "--socket", str(socket_path))
         assert second.returncode == 1 and f"a pool supervisor already listens at {socket_path}" in second.stderr
-        server = start_server(gunicorn, log, UTILSERVE_POOL_SOCKET=str(socket_path))
-        try:
-            pids = assert_batched_once_per_worker(server, log)
-            assert pids == {sidecar.pid, *(e["pid"] for e in events(log, "setup"))}
-            shut_down(server, set())
-        finally:
-            server.stop()
-        assert sidecar.poll() is None, "the sidecar outlives the web server"
-        sidecar.send_signal(signal.SIGTERM)
-        assert sidecar.wait(WAIT_S) == 0
-        stopped_cleanly(pids)
-        assert len(events(log, "teardown")) == 2
-    finally:
-        sidecar.kill()
-        sidecar.wait()
+    assert len(events(log, "teardown")) == 2
 
 
 def utilserve_pool(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
