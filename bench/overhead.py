@@ -15,36 +15,27 @@ bench/results/ (git-ignored).
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import datetime as dt
+import functools
 import http.client
 import importlib.util
 import json
 import os
-import platform
-import re
 import shlex
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
-from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
-RESULTS = ROOT / "bench" / "results"
+from . import harness
+from .harness import BENCHMARKS, HOST, RESULTS, ROOT
+
 SECTION = "## Adapter overhead"
 EXPECTED = {"message": "hello world"}
 TARGET_RATIO = 0.90
-HOST = "127.0.0.1"
+STOP_TIMEOUT_S = 10.0  # after SIGTERM, before SIGKILL
 
 # --- servers: the same argv for the native and the utilserve app of a row ----------------------
 
@@ -184,92 +175,12 @@ def adapter_present(backend: str) -> bool:
     return (ROOT / "utilserve" / "backends" / f"{backend}.py").is_file() and importlib.util.find_spec(backend) is not None
 
 
-# --- processes -------------------------------------------------------------------------------------
-
-_live: list[Server] = []
+# --- processes and wrk --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """One server process in its own session; ``stop`` ends the whole group (SIGTERM, then SIGKILL)."""
-
-    def __init__(self, argv: list[str], port: int, env: dict[str, str], cpus: str | None) -> None:
-        self.argv = (["taskset", "-c", cpus] if cpus else []) + argv
-        self.port = port
-        self.env = env
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float) -> None:
-        self.process = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        _live.append(self)
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                status, body = get(self.port, "/hello")
-            except OSError as error:
-                last = repr(error)
-                time.sleep(0.1)
-                continue
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                payload = None
-            if status == 200 and payload == EXPECTED:
-                return
-            raise RuntimeError(f"GET /hello answered {status} {body[:300]!r}, expected 200 {EXPECTED}\n{self.output()}")
-        raise RuntimeError(f"server not ready within {timeout}s ({last}):\n{self.output()}")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        process = self.process
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):  # workers, or anything else left in the group
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        self.process = None
-        if self in _live:
-            _live.remove(self)
-        self.log.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.log.name)
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time used so far by the live processes of this server's process group."""
-        if self.process is None:
-            return 0.0
-        ticks = 0
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == self.process.pid:  # pgrp: the server leads its own session and group
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-4000:]
+def pinned(argv: list[str], cpus: str | None) -> list[str]:
+    """``argv`` run on ``cpus`` only (``taskset``), so that the server and wrk do not take each other's CPU."""
+    return (["taskset", "-c", cpus] if cpus else []) + argv
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -282,26 +193,13 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         connection.close()
 
 
-@atexit.register
-def _stop_all() -> None:
-    for server in list(_live):  # noqa: PERF101 - stop() removes the server from _live
-        server.stop(timeout=5)
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-# --- wrk ---------------------------------------------------------------------------------------------
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
-    if not match:
-        raise ValueError(f"unreadable wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+def hello(server: harness.Server, port: int) -> None:
+    """Ready once ``GET /hello`` answers as expected; any other answer is a broken app: fail at once."""
+    status, body = get(port, "/hello")
+    with contextlib.suppress(ValueError):
+        if status == 200 and json.loads(body) == EXPECTED:
+            return
+    raise RuntimeError(f"GET /hello answered {status} {body[:300]!r}, expected 200 {EXPECTED}\n{server.output()}")
 
 
 @dataclass
@@ -311,33 +209,13 @@ class Load:
     p99_ms: float
     requests: int
     errors: int  # non-2xx/3xx + socket errors
-    cpu_us: float = 0.0  # server CPU time (user + system, whole process group) per request, microseconds
+    cpu_us: float = 0.0  # server CPU time (user + system, all its processes) per request, microseconds
 
 
 def wrk(port: int, threads: int, connections: int, duration: float, timeout: float, cpus: str | None) -> Load:
-    argv = (["taskset", "-c", cpus] if cpus else []) + [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{duration:g}s",
-        "--latency",
-        f"--timeout={timeout:g}s",
-        f"http://{HOST}:{port}/hello",
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + timeout + 30, check=False)
-    out = done.stdout
-    if done.returncode != 0 or "Requests/sec:" not in out:
-        raise RuntimeError(f"wrk failed ({done.returncode}):\n{out}\n{done.stderr}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    errors = 0
-    if found := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
-        errors += int(found.group(1))
-    if found := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(n) for n in found.groups())
-    return Load(rps, p50, p99, requests, errors)
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", f"--timeout={timeout:g}s",
+            f"http://{HOST}:{port}/hello"]
+    return Load(*harness.run_wrk(pinned(argv, cpus), duration + timeout + 30))
 
 
 # --- the benchmark -----------------------------------------------------------------------------------
@@ -375,23 +253,20 @@ class Row:
 def measure(variant: Variant, args: argparse.Namespace) -> Row:
     row = Row(variant.label, variant.backend, variant.server, variant.endpoint)
     template, _ = SERVERS[variant.server]
-    base_env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "UTILSERVE_BACKEND": variant.backend,
-        "BENCH_ENDPOINT": variant.endpoint,
-        **dict(variant.env),
-    }
+    base_env = harness.child_env({"UTILSERVE_BACKEND": variant.backend, "BENCH_ENDPOINT": variant.endpoint,
+                          **dict(variant.env)})
     apps = {"native": variant.native, "utilserve": US_APP}
     for run in range(args.runs):
         order = ["native", "utilserve"] if run % 2 == 0 else ["utilserve", "native"]
         for side in order:
-            port = free_port()
+            port = harness.free_port()
             argv = [part.format(python=sys.executable, app=apps[side], port=port) for part in template]
-            server = Server(argv, port, base_env, args.server_cpus)
+            # SIGTERM to the whole process group (bench/README.md): gunicorn's worker gets it with the master
+            server = harness.Server(pinned(argv, args.server_cpus), base_env, name="server", stop_timeout=STOP_TIMEOUT_S,
+                            term_group=True)
             try:
-                server.start(args.start_timeout)
+                server.start()
+                server.wait_ready(functools.partial(hello, server, port), args.start_timeout, 0.1)
                 if args.warmup > 0:
                     wrk(port, 2, args.connections, args.warmup, args.wrk_timeout, args.wrk_cpus)
                 cpu = server.cpu_seconds()
@@ -418,46 +293,9 @@ def measure(variant: Variant, args: argparse.Namespace) -> Row:
 # --- report ------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "wrk": (wrk_version.splitlines() or ["?"])[0].split(" Copyright")[0].strip(),
-    }
-
-
-def loadavg() -> str:
-    with contextlib.suppress(OSError):
-        return Path("/proc/loadavg").read_text().split()[0]
-    return "?"
-
-
-def source_state() -> str:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "utilserve"], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    if not head:
-        return "not a git checkout"
-    return f"git {head}" + (" + uncommitted changes under utilserve/" if dirty else "")
-
-
 def versions() -> dict[str, str]:
-    found = {}
-    for name in LIBRARIES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
+    """Installed versions; utilserve run from the source tree (not installed) is said to be so."""
+    found = harness.versions(LIBRARIES)
     if "utilserve" not in found:
         import utilserve
 
@@ -489,7 +327,7 @@ def command_line(args: argparse.Namespace) -> str:
 def render(
     rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
 ) -> str:
-    info = machine()
+    info = harness.machine()
     lines = [
         SECTION,
         "",
@@ -512,9 +350,9 @@ def render(
             f"{info['wrk']}"
         ),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
-        f"- utilserve source: {source_state()}",
+        f"- utilserve source: {harness.source_state(('utilserve',))}",
         (
-            f"- 1-minute load average at start / end: {load[0]} / {load[1]} (other work on the machine adds noise; "
+            f"- 1-minute load average at start / end: {load[0]} / {load[1]} (other work on the harness.machine adds noise; "
             "the order alternates and medians are taken to even it out)"
         ),
         "- One server process (WSGI: one gunicorn gthread worker with 8 threads) so that a core is left to wrk"
@@ -571,7 +409,7 @@ def render(
     lines.append(
         "- server CPU µs/req: user+system CPU of the server's process group during the measured "
         "load ÷ requests served; CPU ratio = native ÷ utilserve, i.e. the throughput ratio the two apps "
-        "would show on a core of their own. It is the least sensitive to other work on the machine."
+        "would show on a core of their own. It is the least sensitive to other work on the harness.machine."
     )
     lines.append("")
     lines.append("Per run, req/s native → utilserve (order alternates: odd runs native first):")
@@ -599,21 +437,6 @@ def render(
         )
     lines.append("")
     return "\n".join(lines)
-
-
-def write_section(section: str, path: Path = BENCHMARKS) -> None:
-    """Replace (or append) this section of BENCHMARKS.md; every other section stays as it is."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        head = text if text.endswith("\n") else text + "\n"
-        new = head + "\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(new)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -658,9 +481,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--pin needs at least 2 CPUs")
         args.server_cpus, args.wrk_cpus = str(cpus[0]), ",".join(map(str, cpus[1:]))
 
-    signal.signal(signal.SIGTERM, _on_signal)
+    harness.exit_on_sigterm()
     started = dt.datetime.now().astimezone()
-    load_start = loadavg()
+    load_start = harness.loadavg()
     rows: list[Row] = []
     skipped: list[str] = []
     for backend in requested:
@@ -672,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{variant.label} under {variant.server}", flush=True)
             rows.append(measure(variant, args))
 
-    section = render(rows, skipped, args, started, (load_start, loadavg()))
+    section = render(rows, skipped, args, started, (load_start, harness.loadavg()))
     RESULTS.mkdir(parents=True, exist_ok=True)
     raw = RESULTS / f"overhead-{started.strftime('%Y%m%d-%H%M%S')}.json"
     raw.write_text(
@@ -680,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "command": command_line(args),
                 "date": started.isoformat(),
-                "machine": machine(),
+                "harness.machine": harness.machine(),
                 "versions": versions(),
                 "rows": [asdict(r) for r in rows],
             },
@@ -689,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(section)
     if not args.no_write:
-        write_section(section)
+        harness.write_section(section, SECTION)
         print(f"wrote {SECTION!r} to {BENCHMARKS} (raw: {raw.relative_to(ROOT)})")
     return 1 if any(row.error for row in rows) else 0
 

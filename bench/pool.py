@@ -32,35 +32,28 @@ highest concurrency (collapsed stacks in bench/results/); ``DIAGNOSTIC_ROWS``
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import datetime as dt
 import http.client
 import json
 import os
-import platform
-import re
 import resource
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
-RESULTS = ROOT / "bench" / "results"
+from . import harness
+from .harness import BENCHMARKS, HOST, RESULTS, ROOT
+
 LUA = ROOT / "bench" / "wrk" / "post_double.lua"
 SECTION = "## Model pool"
-NOTES = "### Notes"
-HOST = "127.0.0.1"
+SOURCES = ("utilserve", "examples")  # the code under test, for harness.source_state()
 PATH = "/double"
 BODY = b'{"x": 2}'
 EXPECTED = {"y": 4.0}
@@ -168,140 +161,37 @@ def available(row: Row) -> str | None:
     return None
 
 
+
 # --- processes -------------------------------------------------------------------------------------
 
-_live: list[Server] = []
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _proc_stat(pid: str) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name: [0] state, [1] ppid, [2] pgrp, [3] session, ..."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-class Server:
-    """A server in its own session. ``stop`` SIGTERMs its leader, then SIGKILLs whatever is left.
-
-    Members are the processes of its session (Ray's workers change process
-    group but keep the session) plus every descendant seen while it ran.
-    """
+class Server(harness.Server):
+    """A row's server, ready once ``POST /double`` answers; run in a scratch cwd (LitServe and Ray write
+    files into theirs), removed when it stops."""
 
     def __init__(self, row: Row, argv: list[str], port: int, env: dict[str, str]) -> None:
+        super().__init__(argv, env, name="pool", stop_timeout=row.stop_timeout,
+                         cwd=tempfile.mkdtemp(prefix="bench-pool-cwd-"))
         self.row = row
-        self.argv = argv
         self.port = port
-        self.env = env
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-pool-", suffix=".log", delete=False)  # noqa: SIM115
-        self.process: subprocess.Popen[bytes] | None = None
-        self.seen: set[int] = set()
-        self.cwd = tempfile.mkdtemp(prefix="bench-pool-cwd-")  # LitServe/Ray write files into the cwd
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        _live.append(self)
-        deadline = time.monotonic() + self.row.start_timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                status, body = post(self.port)
-            except OSError as error:
-                last = repr(error)
-                time.sleep(0.2)
-                continue
-            with contextlib.suppress(ValueError):
-                if status == 200 and json.loads(body) == EXPECTED:
-                    self.members()
-                    return
-            last = f"{status} {body[:200]!r}"
-            time.sleep(0.2)  # e.g. 503 while the model loads
-        raise RuntimeError(f"server not ready within {self.row.start_timeout:g}s ({last}):\n{self.output()}")
+        super().start()
+        self.wait_ready(self._not_ready, self.row.start_timeout, 0.2)
 
-    def members(self) -> list[int]:
-        """Live (non-zombie) processes of this server; remembers them for ``stop``."""
-        if self.process is None:
-            return []
-        leader = self.process.pid
-        table: dict[int, list[str]] = {}
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit() and (fields := _proc_stat(entry.name)) is not None:
-                table[int(entry.name)] = fields
-        found = {pid for pid, fields in table.items() if int(fields[3]) == leader or pid == leader}
-        grew = True
-        while grew:  # descendants that left the session
-            more = {pid for pid, fields in table.items() if int(fields[1]) in found} - found
-            grew = bool(more)
-            found |= more
-        live = sorted(pid for pid in found | (self.seen & table.keys()) if table[pid][0] not in "ZX")
-        self.seen |= set(live)
-        return live
+    def _not_ready(self) -> str | None:
+        status, body = post(self.port)
+        with contextlib.suppress(ValueError):
+            if status == 200 and json.loads(body) == EXPECTED:
+                return None
+        return f"{status} {body[:200]!r}"  # e.g. 503 while the model loads
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time so far of the server's live processes."""
-        ticks = 0
-        for pid in self.members():
-            if (fields := _proc_stat(str(pid))) is not None:
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> list[str]:
-        """Stop everything; return descriptions of processes that survived even SIGKILL (should be [])."""
-        process = self.process
-        if process is None:
-            return []
-        self.members()
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(self.row.stop_timeout)
-        except subprocess.TimeoutExpired:
+    def stop(self) -> harness.Stopped:
+        stopped = super().stop()
+        if not stopped.exited:
             print(f"  {self.row.name}: no exit {self.row.stop_timeout:g}s after SIGTERM; SIGKILL", flush=True)
-        deadline = time.monotonic() + self.row.stop_timeout
-        while (left := [pid for pid in self.seen if _alive(pid)]) and time.monotonic() < deadline:
-            time.sleep(0.2)  # children finishing their own shutdown
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        time.sleep(0.5)
-        survivors = [f"{pid} {_cmdline(pid)}" for pid in sorted(self.seen) if _alive(pid)]
-        self.process = None
-        if self in _live:
-            _live.remove(self)
-        self.log.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.log.name)
         shutil.rmtree(self.cwd, ignore_errors=True)
-        return survivors
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-4000:]
-
-
-def _alive(pid: int) -> bool:
-    fields = _proc_stat(str(pid))
-    return fields is not None and fields[0] not in "ZX"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
-    except OSError:
-        return "?"
+        return stopped
 
 
 def post(port: int) -> tuple[int, bytes]:
@@ -314,26 +204,7 @@ def post(port: int) -> tuple[int, bytes]:
         connection.close()
 
 
-@atexit.register
-def _stop_all() -> None:
-    for server in _live:
-        server.stop()
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 # --- wrk ---------------------------------------------------------------------------------------------
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
-    if not match:
-        raise ValueError(f"unreadable wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 @dataclass
@@ -346,7 +217,7 @@ class Load:
     errors: int  # non-2xx/3xx + socket errors
     server_cpu: float = 0.0  # server CPU time / wall time (1.0 = one core busy)
     wrk_cpu: float = 0.0
-    other_cpu: float = 0.0  # the rest of the machine's busy CPU: other people's work, the bench itself
+    other_cpu: float = 0.0  # the rest of the harness.machine's busy CPU: other people's work, the bench itself
     mean_batch: float | None = None  # --batch-stats only
     batch_sizes: dict[str, int] | None = None
     phase_ms: dict[str, float] | None = None  # --batch-stats, instrumented utilserve app: mean ms per phase
@@ -357,7 +228,7 @@ class Load:
 
 
 def machine_busy_seconds() -> float:
-    """Busy (non-idle, non-iowait) CPU seconds of the whole machine since boot, from /proc/stat."""
+    """Busy (non-idle, non-iowait) CPU seconds of the whole harness.machine since boot, from /proc/stat."""
     with open("/proc/stat") as stat:
         ticks = [int(n) for n in stat.readline().split()[1:]]
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
@@ -369,23 +240,11 @@ def wrk(port: int, connections: int, duration: int, timeout: int) -> Load:
             "-s", str(LUA), f"http://{HOST}:{port}{PATH}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + timeout + 30, check=False)
+    stats = harness.run_wrk(argv, duration + timeout + 30)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = done.stdout
-    if done.returncode != 0 or "Requests/sec:" not in out:
-        raise RuntimeError(f"wrk failed ({done.returncode}):\n{out}\n{done.stderr}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    errors = 0
-    if found := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
-        errors += int(found.group(1))
-    if found := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(n) for n in found.groups())
     wrk_cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / wall
-    return Load(connections, rps, p50, p99, requests, errors, wrk_cpu=wrk_cpu)
+    return Load(connections, *stats, wrk_cpu=wrk_cpu)
 
 
 # --- the benchmark -----------------------------------------------------------------------------------
@@ -440,18 +299,11 @@ def _py_spy(server: Server, seconds: int, label: str, stamp: str) -> subprocess.
 
 def measure(row: Row, args: argparse.Namespace, stamp: str) -> Result:
     result = Result(row.name, row.label, row.stack, row.utilserve)
-    port = free_port()
+    port = harness.free_port()
     app = row.app or (US_APP_INSTRUMENTED if (row.utilserve and args.batch_stats) else US_APP)
     argv = [part.format(python=sys.executable, host=HOST, port=port, app=app) for part in row.argv]
     stats_path = Path(tempfile.gettempdir()) / f"bench-pool-stats-{os.getpid()}-{row.name}.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "LITSERVE_DISABLE_TELEMETRY": "1",
-        **dict(row.env),
-    }
+    env = harness.child_env({"RAY_USAGE_STATS_ENABLED": "0", "LITSERVE_DISABLE_TELEMETRY": "1", **dict(row.env)})
     if args.batch_stats:
         env["BENCH_BATCH_STATS"] = str(stats_path)
     server = Server(row, argv, port, env)
@@ -496,7 +348,7 @@ def measure(row: Row, args: argparse.Namespace, stamp: str) -> Result:
         result.error = str(error).strip()
         print(f"  {row.name}: FAILED\n{error}", file=sys.stderr, flush=True)
     finally:
-        result.survivors = server.stop()
+        result.survivors = server.stop().survivors
         with contextlib.suppress(OSError):
             stats_path.unlink()
     if result.survivors:
@@ -504,48 +356,8 @@ def measure(row: Row, args: argparse.Namespace, stamp: str) -> Result:
     return result
 
 
+
 # --- report ------------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "wrk": (wrk_version.splitlines() or ["?"])[0].split(" Copyright")[0].strip(),
-    }
-
-
-def loadavg() -> str:
-    with contextlib.suppress(OSError):
-        return Path("/proc/loadavg").read_text().split()[0]
-    return "?"
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in LIBRARIES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
-
-
-def source_state() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "utilserve", "examples"], cwd=ROOT,
-                           capture_output=True, text=True, check=False).stdout.strip()
-    if not head:
-        return "not a git checkout"
-    return f"git {head}" + (" + uncommitted changes under utilserve/ or examples/" if dirty else "")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -586,8 +398,8 @@ def _targets(results: list[Result], concurrencies: list[int]) -> list[str]:
 
 def render(results: list[Result], skipped: list[str], args: argparse.Namespace, started: dt.datetime,
            load: tuple[str, str], notes: str) -> str:
-    info = machine()
-    found = versions()
+    info = harness.machine()
+    found = harness.versions(LIBRARIES)
     utilserve_version = found.pop("utilserve", "?")
     lines = [
         SECTION,
@@ -609,7 +421,7 @@ def render(results: list[Result], skipped: list[str], args: argparse.Namespace, 
         f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}",
         (f"- Machine: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python {info['python']}, "
          f"{info['wrk']}. wrk runs on the same CPUs as the server."),
-        f"- Versions: utilserve {utilserve_version} ({source_state()}), "
+        f"- Versions: utilserve {utilserve_version} ({harness.source_state(SOURCES)}), "
         + ", ".join(f"{k} {v}" for k, v in found.items()),
         f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
         "",
@@ -634,7 +446,7 @@ def render(results: list[Result], skipped: list[str], args: argparse.Namespace, 
         "",
         ("CPU server / wrk / other: CPU seconds per wall second during the measured load, of the server's "
          "processes (all of them: Ray's raylet, GCS, proxy and replica; LitServe's API server and worker), of wrk, "
-         f"and of everything else on the machine (other work sharing it); the machine has {info['nproc']} CPUs "
+         f"and of everything else on the harness.machine (other work sharing it); the harness.machine has {info['nproc']} CPUs "
          "in all."),
         "",
         "Targets:",
@@ -662,47 +474,6 @@ def render(results: list[Result], skipped: list[str], args: argparse.Namespace, 
     if notes:
         lines += [notes.rstrip("\n"), ""]
     return "\n".join(lines)
-
-
-def _section_bounds(lines: list[str], title: str) -> tuple[int, int] | None:
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\r\n") == title), None)
-    if start is None:
-        return None
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return start, end
-
-
-def current_notes(path: Path = BENCHMARKS, title: str = SECTION) -> str:
-    """The hand-written "### Notes" subsection of section ``title``, kept across runs ("" if none)."""
-    if not path.exists():
-        return ""
-    lines = path.read_text().splitlines(keepends=True)
-    bounds = _section_bounds(lines, title)
-    if bounds is None:
-        return ""
-    body = lines[bounds[0]:bounds[1]]
-    start = next((i for i, line in enumerate(body) if line.rstrip("\r\n") == NOTES), None)
-    if start is None:
-        return ""
-    end = next((i for i in range(start + 1, len(body)) if body[i].startswith("### ")), len(body))
-    return "".join(body[start:end]).rstrip("\n") + "\n"
-
-
-def write_section(section: str, path: Path = BENCHMARKS, title: str = SECTION) -> None:
-    """Replace (or append) section ``title`` of BENCHMARKS.md; every other byte of the file stays as it is."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if not text.startswith("# Benchmarks"):
-        text = "# Benchmarks\n\n" + text
-    lines = text.splitlines(keepends=True)
-    bounds = _section_bounds(lines, title)
-    if bounds is None:
-        head = text if text.endswith("\n") else text + "\n"
-        new = head + ("" if head.endswith("\n\n") else "\n") + section
-    else:
-        start, end = bounds
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(new)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -739,11 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
 
-    signal.signal(signal.SIGTERM, _on_signal)
+    harness.exit_on_sigterm()
     started = dt.datetime.now(dt.UTC)
     stamp = started.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    load_start = loadavg()
+    load_start = harness.loadavg()
     results: list[Result] = []
     skipped: list[str] = []
     for row in (r for r in ALL_ROWS if r.name in args.rows):
@@ -754,13 +525,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row.name}: {row.stack}", flush=True)
         results.append(measure(row, args, stamp))
 
-    section = render(results, skipped, args, started, (load_start, loadavg()), current_notes())
+    section = render(results, skipped, args, started, (load_start, harness.loadavg()), harness.current_notes(SECTION))
     raw = RESULTS / f"pool-{stamp}.json"
-    raw.write_text(json.dumps({"command": command_line(args), "date": started.isoformat(), "machine": machine(),
-                               "versions": versions(), "results": [asdict(r) for r in results]}, indent=2))
+    raw.write_text(json.dumps({"command": command_line(args), "date": started.isoformat(), "harness.machine": harness.machine(),
+                               "harness.versions": harness.versions(LIBRARIES), "results": [asdict(r) for r in results]}, indent=2))
     print(section)
     if not args.no_write:
-        write_section(section)
+        harness.write_section(section, SECTION)
         print(f"wrote {SECTION!r} to {BENCHMARKS} (raw: {raw.relative_to(ROOT)})")
     return 1 if any(r.error or r.survivors for r in results) else 0
 

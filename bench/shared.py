@@ -28,7 +28,7 @@ import os
 import shutil
 import sys
 
-from . import pool, pool_ipc, shared_memory
+from . import harness, pool, pool_ipc, shared_memory
 from .pool import GUNICORN_SHARED, Row
 
 SECTION = "## Shared process pool"
@@ -148,15 +148,15 @@ def main(argv: list[str] | None = None) -> int:
 
     started = dt.datetime.now(dt.UTC)
     stamp = started.strftime("%Y%m%d-%H%M%S")
-    pool.RESULTS.mkdir(parents=True, exist_ok=True)
-    info = pool.machine()
+    harness.RESULTS.mkdir(parents=True, exist_ok=True)
+    info = harness.machine()
     lines = [
         SECTION,
         "",
         f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}; `python -m bench.shared --parts {','.join(parts)}`",
         (f"- Machine: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python {info['python']}; "
-        f"utilserve {pool.source_state()}"),
-        f"- 1-minute load average at start: {pool.loadavg()}",
+        f"utilserve {harness.source_state(pool.SOURCES)}"),
+        f"- 1-minute load average at start: {harness.loadavg()}",
         "",
     ]
     if "ipc" in parts:
@@ -165,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         lines += throughput_part(args, stamp)
     if "memory" in parts:
         lines += memory_part(args.settle)
-    lines.append(f"1-minute load average at end: {pool.loadavg()}")
-    notes = pool.current_notes(title=SECTION)
+    lines.append(f"1-minute load average at end: {harness.loadavg()}")
+    notes = harness.current_notes(SECTION)
     section = "\n".join(lines) + "\n" + (f"\n{notes}" if notes else "")
     print(section)
     if not args.no_write:
-        pool.write_section(section, title=SECTION)
-        print(f"wrote {SECTION!r} to {pool.BENCHMARKS}")
+        harness.write_section(section, SECTION)
+        print(f"wrote {SECTION!r} to {harness.BENCHMARKS}")
     return 0
 
 

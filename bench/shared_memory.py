@@ -35,16 +35,11 @@ prints the Markdown and writes the raw numbers to bench/results/ (git-ignored).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,10 +47,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+from . import harness
+from .harness import HOST, RESULTS, ROOT, cmdline, exit_on_sigterm, free_port, proc_stat
+
 APP = "bench.apps.shared_memory:app"
-HOST = "127.0.0.1"
 MIB = 2**20
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PRESENT = 1 << 63  # pagemap entry: page resident
@@ -126,32 +121,6 @@ class Row:
 # --- processes -----------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name: [0] state, [1] ppid, [2] pgrp, [3] session."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] not in "ZX"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return "?"
-
-
 def _memory_kib(pid: int) -> tuple[int, int]:
     """VmRSS from /proc/PID/status and Pss from /proc/PID/smaps_rollup, in KiB."""
     rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -184,78 +153,24 @@ def _distinct_kib(pids: Sequence[int]) -> int | None:
     return None if frames <= {0} else len(frames) * PAGE // 1024
 
 
-class Server:
-    """gunicorn in a session of its own; remembers every process it saw, for ``stop``."""
+class Server(harness.Server):
+    """gunicorn serving bench/apps/shared_memory.py: ``workers`` web workers, the model in a ``pool`` pool."""
 
     def __init__(self, pool: str, model_mib: int, workers: int) -> None:
-        self.port = free_port()
-        self.argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-                     "-w", str(workers), "-b", f"{HOST}:{self.port}", "--log-level", "warning", APP]
+        port = free_port()
+        argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+                "-w", str(workers), "-b", f"{HOST}:{port}", "--log-level", "warning", APP]
         env = {k: v for k, v in os.environ.items() if not k.startswith("UTILSERVE_") and k != "WEB_CONCURRENCY"}
-        self.env = {**env, "PYTHONPATH": str(ROOT), "UTILSERVE_POOL": pool, "BENCH_MODEL_MB": str(model_mib)}
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-shared-memory-", suffix=".log",  # noqa: SIM115
-                                               delete=False)
-        self.process: subprocess.Popen[bytes] | None = None
-        self.seen: set[int] = set()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-
-    def members(self) -> list[int]:
-        """Live processes of the server: its session and every descendant (one may leave the session)."""
-        if self.process is None:
-            return []
-        leader = self.process.pid
-        table = {int(entry.name): fields for entry in os.scandir("/proc")
-                 if entry.name.isdigit() and (fields := _stat(int(entry.name)))}
-        found = {pid for pid, fields in table.items() if pid == leader or int(fields[3]) == leader}
-        while more := {pid for pid, fields in table.items() if int(fields[1]) in found} - found:
-            found |= more
-        live = sorted(pid for pid in found | (self.seen & table.keys()) if table[pid][0] not in "ZX")
-        self.seen |= set(live)
-        return live
+        super().__init__(argv, {**env, "PYTHONPATH": str(ROOT), "UTILSERVE_POOL": pool,
+                                "BENCH_MODEL_MB": str(model_mib)},
+                         name="shared-memory", stop_timeout=STOP_TIMEOUT_S)
+        self.port = port
 
     def web_workers(self) -> set[int]:
         """The master's children that are gunicorn workers (the supervisor is a web worker's child)."""
         assert self.process is not None
         return {pid for pid in self.members()
-                if (fields := _stat(pid)) and int(fields[1]) == self.process.pid and "gunicorn" in _cmdline(pid)}
-
-    def stop(self) -> tuple[list[str], list[str]]:
-        """SIGTERM the master and let the session exit on its own; kill what is left.
-
-        Returns (processes that had to be killed, processes alive even after SIGKILL).
-        """
-        process = self.process
-        if process is None:
-            return [], []
-        self.members()
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(STOP_TIMEOUT_S)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while (left := [pid for pid in sorted(self.seen) if _alive(pid)]) and time.monotonic() < deadline:
-            time.sleep(0.1)  # the supervisor notices the master is gone, drains and stops its model worker
-        killed = [f"{pid} {_cmdline(pid)[:120]}" for pid in left]
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        time.sleep(0.5)
-        survivors = [f"{pid} {_cmdline(pid)[:120]}" for pid in sorted(self.seen) if _alive(pid)]
-        self.process = None
-        self.log.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.log.name)
-        return killed, survivors
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-4000:]
+                if (fields := proc_stat(pid)) and int(fields[1]) == self.process.pid and "gunicorn" in cmdline(pid)}
 
 
 def _ask(port: int) -> dict[str, Any] | None:
@@ -297,7 +212,7 @@ def _roles(server: Server, answers: dict[int, dict[str, Any]]) -> dict[int, str]
     models = {answer["model"] for answer in answers.values()} - set(answers)
     roles = {}
     for pid in server.members():
-        command = _cmdline(pid)
+        command = cmdline(pid)
         if pid == server.process.pid:
             roles[pid] = "gunicorn master"
         elif pid in answers:
@@ -338,9 +253,9 @@ def measure_one(config: Config, model_mib: int = 200, workers: int = 4, settle_s
         processes = tuple(Process(pid, role, *_memory_kib(pid)) for pid, role in roles.items())
         distinct = _distinct_kib(list(roles))
     finally:
-        killed, left_over = server.stop()
-    return Row(config.name, config.label, config.pool, size, workers, processes, startup, distinct, tuple(killed),
-               tuple(left_over))
+        stopped = server.stop()
+    return Row(config.name, config.label, config.pool, size, workers, processes, startup, distinct,
+               tuple(stopped.killed), tuple(stopped.survivors))
 
 
 def measure(configs: Sequence[Config] = CONFIGS, model_mib: int = 200, workers: int = 4,
@@ -409,10 +324,6 @@ def _number(value: float | None, places: int) -> str:
 _ORDER = {"gunicorn master": 0, "web worker": 1, "pool supervisor": 2, "model worker": 3}
 
 
-def _on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.shared_memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -430,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_mib < 1 or args.workers < 1 or args.settle < 0:
         parser.error("need --model-mib >= 1, --workers >= 1, --settle >= 0")
 
-    signal.signal(signal.SIGTERM, _on_signal)
+    exit_on_sigterm()
     started = dt.datetime.now(dt.UTC)
     rows = measure([c for c in CONFIGS if c.name in names], args.model_mib, args.workers, args.settle)
     print(markdown(rows))

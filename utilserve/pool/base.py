@@ -35,3 +35,10 @@ class Pool(Protocol):
 
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
         """Queue a validated ``Input``; raise ``HTTPError(503)`` when not ready or full."""
+
+
+def load_failure(name: str, error: BaseException, what: str = "setup failed") -> RuntimeError:
+    """What ``wait_ready`` raises once loading failed: the model, what failed and why, chained to the cause."""
+    failure = RuntimeError(f"model {name}: {what}: {type(error).__name__}: {error}")
+    failure.__cause__ = error
+    return failure

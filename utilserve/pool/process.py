@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..api.errors import HTTPError
+from .base import load_failure
 from .batcher import RETRY_AFTER
 from .client import Link, ModelState, drop_link, link_for
 from .model import Model
@@ -88,8 +89,7 @@ class ProcessPool:
             return False
         state = self._link().wait_state(self.name, lambda s: s.phase in ("ready", "failed"), timeout)
         if state.phase == "failed":
-            failure = f"{type(state.error).__name__}: {state.error}"
-            raise RuntimeError(f"model {self.name}: setup failed: {failure}") from state.error
+            raise load_failure(self.name, state.error or RuntimeError("the pool supervisor gave no reason"))
         return self.ready
 
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:

@@ -35,6 +35,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
 
 from ..api.errors import HTTPError
+from .base import load_failure
 from .batcher import RETRY_AFTER
 from .model import Model
 from .ray_cluster import Cluster, acquire, host_lock, release
@@ -106,8 +107,7 @@ class RayPool:
     def wait_ready(self, timeout: float | None = None) -> bool:
         self._settled.wait(timeout)
         if self._error is not None:
-            failure = f"{type(self._error).__name__}: {self._error}"
-            raise RuntimeError(f"model {self.name}: Ray deployment failed: {failure}") from self._error
+            raise load_failure(self.name, self._error, "Ray deployment failed")
         return self.ready
 
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:

@@ -15,6 +15,7 @@ from time import monotonic
 from pydantic import BaseModel
 
 from ..api.errors import HTTPError
+from .base import load_failure
 from .batcher import RETRY_AFTER, Batcher
 from .model import Model
 from .outcome import run_batch
@@ -64,8 +65,7 @@ class ThreadPool:
     def wait_ready(self, timeout: float | None = None) -> bool:
         self._settled.wait(timeout)
         if self._error is not None:
-            failure = f"{type(self._error).__name__}: {self._error}"
-            raise RuntimeError(f"model {self.name}: setup failed: {failure}") from self._error
+            raise load_failure(self.name, self._error)
         return self.ready
 
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
