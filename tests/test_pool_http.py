@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from .cells import GUNICORN, UVICORN
+from .pool_over_http import assert_overload_is_503_then_recovers, burst
 from .servers import Cell, Server, serve
+
 
 def gunicorn(workers: int, threads: int) -> tuple[str, ...]:
     """The matrix's gunicorn command with enough threads to overload a model queue."""
@@ -46,12 +48,6 @@ def wait_ready(server: Server) -> None:
         time.sleep(0.05)
 
 
-def burst(server: Server, path: str, bodies: list[dict], threads: int) -> list[httpx.Response]:
-    with httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_connections=threads)) as client:
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(lambda body: client.post(path, json=body), bodies))
-
-
 def test_concurrent_requests_form_batches(served: tuple[Server, Path]) -> None:
     server, log = served
     wait_ready(server)
@@ -64,18 +60,9 @@ def test_concurrent_requests_form_batches(served: tuple[Server, Path]) -> None:
 
 
 def test_overload_answers_503_and_recovers(served: tuple[Server, Path]) -> None:
-    server, log = served
+    server, _ = served
     wait_ready(server)
-    responses = burst(server, "/api/slow", [{"x": i} for i in range(100)], threads=100)
-    statuses = [r.status_code for r in responses]
-    assert set(statuses) == {200, 503}, statuses
-    for i, response in enumerate(responses):
-        if response.status_code == 200:
-            assert response.json() == {"y": 2 * i}
-        else:
-            assert response.headers["retry-after"] == "1"
-            assert response.json()["error"]["message"].startswith("model Slow is overloaded")
-    assert httpx.post(server.url + "/api/slow", json={"x": 5}).json() == {"y": 10}
+    assert_overload_is_503_then_recovers(server)
 
 
 @pytest.mark.parametrize("cell", SINGLE, ids=[c.name for c in SINGLE])

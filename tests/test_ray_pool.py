@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from utilserve import Model
 
 from .cells import GUNICORN, UVICORN
+from .pool_over_http import assert_overload_is_503_then_recovers, burst
 from .ray_head import LOOPBACK, RayHead
 from .servers import Cell, Server, serve
 
@@ -91,12 +92,6 @@ def warm(server: Server, processes: int, timeout: float = 180.0) -> None:
             answers = pool.map(lambda _: httpx.get(server.url + "/api/whoami", timeout=30).json(), range(8))
             ready |= {answer["pid"] for answer in answers if answer["ready"]}
             time.sleep(0.2)
-
-
-def burst(server: Server, path: str, bodies: list[dict], threads: int) -> list[httpx.Response]:
-    client = httpx.Client(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=threads))
-    with client, ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda body: client.post(path, json=body), bodies))
 
 
 def assert_contract(response: httpx.Response, status: int) -> None:
@@ -170,18 +165,7 @@ def test_batches_form_on_two_replicas(cluster: Cluster, cell: Cell) -> None:
 
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
 def test_overload_answers_503_with_retry_after(cluster: Cluster, cell: Cell) -> None:
-    server = cluster.server(cell)
-    responses = burst(server, "/api/slow", [{"x": i} for i in range(100)], threads=100)
-    statuses = [r.status_code for r in responses]
-    assert set(statuses) == {200, 503}, statuses
-    for i, response in enumerate(responses):
-        if response.status_code == 200:
-            assert response.json() == {"y": 2 * i}
-        else:
-            assert_contract(response, 503)
-            assert response.headers["retry-after"] == "1"
-            assert response.json()["error"]["message"] == "model Slow is overloaded: 8 requests already queued"
-    assert httpx.post(server.url + "/api/slow", json={"x": 5}, timeout=30).json() == {"y": 10}
+    assert_overload_is_503_then_recovers(cluster.server(cell))
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
