@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import datetime as dt
 import functools
-import http.client
 import importlib.util
 import json
 import os
@@ -36,6 +35,7 @@ SECTION = "## Adapter overhead"
 EXPECTED = {"message": "hello world"}
 TARGET_RATIO = 0.90
 STOP_TIMEOUT_S = 10.0  # after SIGTERM, before SIGKILL
+SOURCES = ("utilserve",)  # the code under test, for harness.source_state()
 
 # --- servers: the same argv for the native and the utilserve app of a row ----------------------
 
@@ -183,19 +183,9 @@ def pinned(argv: list[str], cpus: str | None) -> list[str]:
     return (["taskset", "-c", cpus] if cpus else []) + argv
 
 
-def get(port: int, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection(HOST, port, timeout=5)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def hello(server: harness.Server, port: int) -> None:
     """Ready once ``GET /hello`` answers as expected; any other answer is a broken app: fail at once."""
-    status, body = get(port, "/hello")
+    status, body = harness.request(port, "GET", "/hello")
     with contextlib.suppress(ValueError):
         if status == 200 and json.loads(body) == EXPECTED:
             return
@@ -254,7 +244,7 @@ def measure(variant: Variant, args: argparse.Namespace) -> Row:
     row = Row(variant.label, variant.backend, variant.server, variant.endpoint)
     template, _ = SERVERS[variant.server]
     base_env = harness.child_env({"UTILSERVE_BACKEND": variant.backend, "BENCH_ENDPOINT": variant.endpoint,
-                          **dict(variant.env)})
+                                  **dict(variant.env)})
     apps = {"native": variant.native, "utilserve": US_APP}
     for run in range(args.runs):
         order = ["native", "utilserve"] if run % 2 == 0 else ["utilserve", "native"]
@@ -262,8 +252,8 @@ def measure(variant: Variant, args: argparse.Namespace) -> Row:
             port = harness.free_port()
             argv = [part.format(python=sys.executable, app=apps[side], port=port) for part in template]
             # SIGTERM to the whole process group (bench/README.md): gunicorn's worker gets it with the master
-            server = harness.Server(pinned(argv, args.server_cpus), base_env, name="server", stop_timeout=STOP_TIMEOUT_S,
-                            term_group=True)
+            server = harness.Server(pinned(argv, args.server_cpus), base_env, name="server",
+                                    stop_timeout=STOP_TIMEOUT_S, term_group=True)
             try:
                 server.start()
                 server.wait_ready(functools.partial(hello, server, port), args.start_timeout, 0.1)
@@ -340,19 +330,12 @@ def render(
         + f"medians of {args.runs} runs. Endpoints are `async def` on async servers and `def` on WSGI ones, "
         "in both apps.",
         "",
-        "```",
-        command_line(args),
-        "```",
-        "",
-        f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}",
-        (
-            f"- Machine: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python {info['python']}, "
-            f"{info['wrk']}"
-        ),
+        *harness.provenance(command_line(args), started),
+        f"- Machine: {harness.describe(info)}, {info['wrk']}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
-        f"- utilserve source: {harness.source_state(('utilserve',))}",
+        f"- utilserve source: {harness.source_state(SOURCES)}",
         (
-            f"- 1-minute load average at start / end: {load[0]} / {load[1]} (other work on the harness.machine adds noise; "
+            f"- 1-minute load average at start / end: {load[0]} / {load[1]} (other work on the machine adds noise; "
             "the order alternates and medians are taken to even it out)"
         ),
         "- One server process (WSGI: one gunicorn gthread worker with 8 threads) so that a core is left to wrk"
@@ -409,7 +392,7 @@ def render(
     lines.append(
         "- server CPU µs/req: user+system CPU of the server's process group during the measured "
         "load ÷ requests served; CPU ratio = native ÷ utilserve, i.e. the throughput ratio the two apps "
-        "would show on a core of their own. It is the least sensitive to other work on the harness.machine."
+        "would show on a core of their own. It is the least sensitive to other work on the machine."
     )
     lines.append("")
     lines.append("Per run, req/s native → utilserve (order alternates: odd runs native first):")
@@ -503,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "command": command_line(args),
                 "date": started.isoformat(),
-                "harness.machine": harness.machine(),
+                "machine": harness.machine(),
                 "versions": versions(),
                 "rows": [asdict(r) for r in rows],
             },

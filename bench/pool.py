@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import http.client
 import json
 import os
 import resource
@@ -161,7 +160,6 @@ def available(row: Row) -> str | None:
     return None
 
 
-
 # --- processes -------------------------------------------------------------------------------------
 
 
@@ -180,7 +178,7 @@ class Server(harness.Server):
         self.wait_ready(self._not_ready, self.row.start_timeout, 0.2)
 
     def _not_ready(self) -> str | None:
-        status, body = post(self.port)
+        status, body = harness.request(self.port, "POST", PATH, BODY, {"Content-Type": "application/json"})
         with contextlib.suppress(ValueError):
             if status == 200 and json.loads(body) == EXPECTED:
                 return None
@@ -192,16 +190,6 @@ class Server(harness.Server):
             print(f"  {self.row.name}: no exit {self.row.stop_timeout:g}s after SIGTERM; SIGKILL", flush=True)
         shutil.rmtree(self.cwd, ignore_errors=True)
         return stopped
-
-
-def post(port: int) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection(HOST, port, timeout=5)
-    try:
-        connection.request("POST", PATH, BODY, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 # --- wrk ---------------------------------------------------------------------------------------------
@@ -217,7 +205,7 @@ class Load:
     errors: int  # non-2xx/3xx + socket errors
     server_cpu: float = 0.0  # server CPU time / wall time (1.0 = one core busy)
     wrk_cpu: float = 0.0
-    other_cpu: float = 0.0  # the rest of the harness.machine's busy CPU: other people's work, the bench itself
+    other_cpu: float = 0.0  # the rest of the machine's busy CPU: other people's work, the bench itself
     mean_batch: float | None = None  # --batch-stats only
     batch_sizes: dict[str, int] | None = None
     phase_ms: dict[str, float] | None = None  # --batch-stats, instrumented utilserve app: mean ms per phase
@@ -228,7 +216,7 @@ class Load:
 
 
 def machine_busy_seconds() -> float:
-    """Busy (non-idle, non-iowait) CPU seconds of the whole harness.machine since boot, from /proc/stat."""
+    """Busy (non-idle, non-iowait) CPU seconds of the whole machine since boot, from /proc/stat."""
     with open("/proc/stat") as stat:
         ticks = [int(n) for n in stat.readline().split()[1:]]
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
@@ -356,7 +344,6 @@ def measure(row: Row, args: argparse.Namespace, stamp: str) -> Result:
     return result
 
 
-
 # --- report ------------------------------------------------------------------------------------------
 
 
@@ -414,13 +401,8 @@ def render(results: list[Result], skipped: list[str], args: argparse.Namespace, 
            if args.runs > 1 else "; one measurement per cell")
         + ". One item per request, so req/s = items/s; ratio = req/s ÷ 3,200.",
         "",
-        "```",
-        command_line(args),
-        "```",
-        "",
-        f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}",
-        (f"- Machine: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python {info['python']}, "
-         f"{info['wrk']}. wrk runs on the same CPUs as the server."),
+        *harness.provenance(command_line(args), started),
+        f"- Machine: {harness.describe(info)}, {info['wrk']}. wrk runs on the same CPUs as the server.",
         f"- Versions: utilserve {utilserve_version} ({harness.source_state(SOURCES)}), "
         + ", ".join(f"{k} {v}" for k, v in found.items()),
         f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
@@ -446,7 +428,7 @@ def render(results: list[Result], skipped: list[str], args: argparse.Namespace, 
         "",
         ("CPU server / wrk / other: CPU seconds per wall second during the measured load, of the server's "
          "processes (all of them: Ray's raylet, GCS, proxy and replica; LitServe's API server and worker), of wrk, "
-         f"and of everything else on the harness.machine (other work sharing it); the harness.machine has {info['nproc']} CPUs "
+         f"and of everything else on the machine (other work sharing it); the machine has {info['nproc']} CPUs "
          "in all."),
         "",
         "Targets:",
@@ -525,10 +507,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row.name}: {row.stack}", flush=True)
         results.append(measure(row, args, stamp))
 
-    section = render(results, skipped, args, started, (load_start, harness.loadavg()), harness.current_notes(SECTION))
+    notes = harness.current_notes(SECTION)
+    section = render(results, skipped, args, started, (load_start, harness.loadavg()), notes)
     raw = RESULTS / f"pool-{stamp}.json"
-    raw.write_text(json.dumps({"command": command_line(args), "date": started.isoformat(), "harness.machine": harness.machine(),
-                               "harness.versions": harness.versions(LIBRARIES), "results": [asdict(r) for r in results]}, indent=2))
+    raw.write_text(json.dumps({"command": command_line(args), "date": started.isoformat(),
+                               "machine": harness.machine(), "versions": harness.versions(LIBRARIES),
+                               "results": [asdict(r) for r in results]}, indent=2))
     print(section)
     if not args.no_write:
         harness.write_section(section, SECTION)

@@ -154,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         SECTION,
         "",
         f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}; `python -m bench.shared --parts {','.join(parts)}`",
-        (f"- Machine: {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, Python {info['python']}; "
-        f"utilserve {harness.source_state(pool.SOURCES)}"),
+        f"- Machine: {harness.describe(info)}; utilserve {harness.source_state(pool.SOURCES)}",
         f"- 1-minute load average at start: {harness.loadavg()}",
         "",
     ]

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import http.client
 import json
 import os
 import sys
@@ -48,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from . import harness
-from .harness import HOST, RESULTS, ROOT, cmdline, exit_on_sigterm, free_port, proc_stat
+from .harness import HOST, RESULTS, ROOT
 
 APP = "bench.apps.shared_memory:app"
 MIB = 2**20
@@ -157,7 +156,7 @@ class Server(harness.Server):
     """gunicorn serving bench/apps/shared_memory.py: ``workers`` web workers, the model in a ``pool`` pool."""
 
     def __init__(self, pool: str, model_mib: int, workers: int) -> None:
-        port = free_port()
+        port = harness.free_port()
         argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
                 "-w", str(workers), "-b", f"{HOST}:{port}", "--log-level", "warning", APP]
         env = {k: v for k, v in os.environ.items() if not k.startswith("UTILSERVE_") and k != "WEB_CONCURRENCY"}
@@ -169,22 +168,17 @@ class Server(harness.Server):
     def web_workers(self) -> set[int]:
         """The master's children that are gunicorn workers (the supervisor is a web worker's child)."""
         assert self.process is not None
-        return {pid for pid in self.members()
-                if (fields := proc_stat(pid)) and int(fields[1]) == self.process.pid and "gunicorn" in cmdline(pid)}
+        return {pid for pid in self.members() if (fields := harness.proc_stat(pid))
+                and int(fields[1]) == self.process.pid and "gunicorn" in harness.cmdline(pid)}
 
 
 def _ask(port: int) -> dict[str, Any] | None:
     """``GET /pid`` on a new connection (so that requests spread over the web workers); None unless 200."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
-        connection.request("GET", "/pid", headers={"Connection": "close"})
-        response = connection.getresponse()
-        body = response.read()
+        status, body = harness.request(port, "GET", "/pid", headers={"Connection": "close"}, timeout=30)
     except OSError:
         return None
-    finally:
-        connection.close()
-    return json.loads(body) if response.status == 200 else None
+    return json.loads(body) if status == 200 else None
 
 
 def _answered_by_all(server: Server, workers: int) -> dict[int, dict[str, Any]]:
@@ -212,7 +206,7 @@ def _roles(server: Server, answers: dict[int, dict[str, Any]]) -> dict[int, str]
     models = {answer["model"] for answer in answers.values()} - set(answers)
     roles = {}
     for pid in server.members():
-        command = cmdline(pid)
+        command = harness.cmdline(pid)
         if pid == server.process.pid:
             roles[pid] = "gunicorn master"
         elif pid in answers:
@@ -341,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_mib < 1 or args.workers < 1 or args.settle < 0:
         parser.error("need --model-mib >= 1, --workers >= 1, --settle >= 0")
 
-    exit_on_sigterm()
+    harness.exit_on_sigterm()
     started = dt.datetime.now(dt.UTC)
     rows = measure([c for c in CONFIGS if c.name in names], args.model_mib, args.workers, args.settle)
     print(markdown(rows))
