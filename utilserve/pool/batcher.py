@@ -126,17 +126,38 @@ class Batcher:
                 expired: list[Item] = []
                 with self._cond:
                     batch = self._wait_for_batch(expired)
-                for item in expired:
-                    item.future.set_exception(
-                        HTTPError(504, f"model {self.name}: deadline passed while queued")
-                    )
+                self._expire(expired)
                 if batch is None or batch:
                     return batch
 
-    def finish(self, batch: Sequence[Item], outcomes: Sequence[Any]) -> None:
-        """Resolve each item's future: a ``BaseException`` fails it, anything else is its result."""
-        with self._cond:
-            self._free_since = monotonic()
+    def full_batch(self) -> list[Item]:
+        """The next batch if ``max_batch_size`` items are queued (less any past their deadline), else ``[]``.
+
+        Never waits. A worker in another process takes its next batch with
+        this before answering the last one, so that under saturation the model
+        does not idle while answers go out; it then passes ``busy=True`` to
+        :meth:`finish`.
+        """
+        if not self._gathering.acquire(blocking=False):
+            return []
+        try:
+            expired: list[Item] = []
+            with self._cond:
+                full = self._closed is None and len(self._queue) >= self._max_batch
+                batch = self._take(monotonic(), expired) if full else []
+            self._expire(expired)
+            return batch
+        finally:
+            self._gathering.release()
+
+    def finish(self, batch: Sequence[Item], outcomes: Sequence[Any], busy: bool = False) -> None:
+        """Resolve each item's future: a ``BaseException`` fails it, anything else is its result.
+
+        ``busy``: the worker already runs its next batch, so it is not free now.
+        """
+        if not busy:
+            with self._cond:
+                self._free_since = monotonic()
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 item.future.set_exception(outcome)
@@ -189,6 +210,10 @@ class Batcher:
         if batch:
             self._last_size = len(batch)
         return batch
+
+    def _expire(self, expired: list[Item]) -> None:
+        for item in expired:
+            item.future.set_exception(HTTPError(504, f"model {self.name}: deadline passed while queued"))
 
     def _drop_cancelled(self, item: Item, future: Future[Any]) -> None:
         if future.cancelled():

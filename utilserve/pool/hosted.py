@@ -223,18 +223,38 @@ class _Feeder:
         return served
 
     def _serve(self, process: subprocess.Popen[bytes], sock: socket.socket, reader: protocol.FrameReader) -> bool | None:
+        """Feed batches until the batcher closes (``None``) or the worker dies (whether it served one).
+
+        When a full batch already waits, it goes to the worker before the last
+        batch's answers go out: answering wakes every client, and on a busy
+        machine the model would otherwise idle for that long (milliseconds).
+        """
+        batcher = self.model.batcher
         served = False
-        while (batch := self.model.batcher.next_batch()) is not None:
+        batch, sent = batcher.next_batch(), False
+        while batch is not None:
             try:
-                protocol.send(sock, *_batch_frame(batch))
+                if not sent:
+                    protocol.send(sock, *_batch_frame(batch))
                 head, buffers = reader.read()
             except (EOFError, OSError):
                 _exited(process, 1.0)
-                self.model.batcher.finish(batch, [self._died(process) for _ in batch])
+                batcher.finish(batch, [self._died(process) for _ in batch])
                 return served
-            self.model.batcher.finish(batch, _outcomes(head[1], buffers))
+            following = batcher.full_batch()
+            sent = bool(following) and self._send_batch(sock, following)
+            batcher.finish(batch, _outcomes(head[1], buffers), busy=sent)
             served = True
+            batch = following or batcher.next_batch()
         return None
+
+    def _send_batch(self, sock: socket.socket, batch: list[Item]) -> bool:
+        """Send ``batch`` now; False if the worker is gone (the feed loop then fails it)."""
+        try:
+            protocol.send(sock, *_batch_frame(batch))
+        except OSError:
+            return False
+        return True
 
     def _died(self, process: subprocess.Popen[bytes]) -> HTTPError:
         return HTTPError(
