@@ -12,7 +12,9 @@
     --threads 40`` with one process pool shared by the four workers, against
     the same server with a thread pool (a model) in each worker; and, as the
     ceiling of this web stack on this machine, the same server running a
-    plain Flask app that answers ``POST /double`` at once, with no model.
+    plain Flask app that answers ``POST /double`` at once, with no model;
+    last, the process pool behind Starlette in uvicorn workers under the same
+    deploy file (``UTILSERVE_WORKER_CLASS``), the ASGI variant.
 (c) Memory (bench/shared_memory.py): 4 web workers + pool with a 200 MiB
     model, against one model per worker and the workers' own baseline.
 
@@ -35,13 +37,17 @@ SECTION = "## Shared process pool"
 PARTS = ("ipc", "throughput", "memory")
 IPC_TARGET_US = 100.0
 FLASK = (("UTILSERVE_BACKEND", "flask"),)
+ASGI = (("UTILSERVE_BACKEND", "starlette"), ("UTILSERVE_WORKER_CLASS", "uvicorn_worker.UvicornWorker"))
 ROWS = [
-    Row("shared-process", "utilserve", "one process pool shared by the 4 workers", GUNICORN_SHARED,
+    Row("shared-process", "utilserve", "flask: one process pool shared by the 4 workers", GUNICORN_SHARED,
         (*FLASK, ("UTILSERVE_POOL", "process")), utilserve=True, requires=("flask", "gunicorn"), start_timeout=90),
-    Row("shared-thread", "utilserve", "a thread pool in each of the 4 workers (4 models)", GUNICORN_SHARED,
+    Row("shared-thread", "utilserve", "flask: a thread pool in each of the 4 workers (4 models)", GUNICORN_SHARED,
         (*FLASK, ("UTILSERVE_POOL", "thread")), requires=("flask", "gunicorn"), start_timeout=90),
     Row("shared-ceiling", "plain Flask", "no model: answers at once (the web stack's ceiling)", GUNICORN_SHARED,
         requires=("flask", "gunicorn"), app="bench.apps.pool_native_flask:app"),
+    Row("shared-process-asgi", "utilserve", "starlette, uvicorn workers: one process pool shared by the 4 workers",
+        GUNICORN_SHARED, (*ASGI, ("UTILSERVE_POOL", "process")), requires=("starlette", "gunicorn", "uvicorn_worker"),
+        start_timeout=90),
 ]
 
 
@@ -62,9 +68,10 @@ def ipc_part(rounds: int, large_rounds: int) -> list[str]:
 
 def throughput_part(args: argparse.Namespace, stamp: str) -> list[str]:
     lines = [
-        "### (b) Throughput: flask under gunicorn -w 4",
+        "### (b) Throughput under gunicorn -w 4",
         "",
-        ("`gunicorn -c deploy/gunicorn.conf.py -w 4 --threads 40` (gthread), the toy model of `examples/batched.py` "
+        ("`gunicorn -c deploy/gunicorn.conf.py -w 4 --threads 40` (gthread; uvicorn workers for the ASGI row), "
+         "the toy model of `examples/batched.py` "
         f"(10 ms per batch of up to 32: at most 3,200 items/s), `wrk -c<N> -d{args.duration}s`, "
         f"{args.runs} runs per cell, the median shown."),
         "",
@@ -96,14 +103,13 @@ def _throughput_verdicts(results: dict[str, pool.Result]) -> list[str]:
         loads = {load.concurrency: load for load in result.loads} if result else {}
         return loads.get(pool.TARGET_CONCURRENCY)
 
-    shared, per_worker, ceiling = (at_target(name) for name in ("shared-process", "shared-thread", "shared-ceiling"))
+    names = ("shared-process", "shared-thread", "shared-ceiling", "shared-process-asgi")
+    shared, per_worker, ceiling, asgi = (at_target(name) for name in names)
     if shared is None:
         return [f"Target: not measured at c={pool.TARGET_CONCURRENCY}."]
-    verdict = "met" if shared.ratio >= pool.TARGET_RATIO else "**missed**"
-    lines = [
-        (f"- Target: process pool at c={pool.TARGET_CONCURRENCY} at least {pool.TARGET_RATIO:.2f} of 3,200/s: "
-        f"{shared.ratio:.2f}, {verdict}.")
-    ]
+    lines = [_verdict("flask", shared)]
+    if asgi is not None:
+        lines.append(_verdict("starlette in uvicorn workers", asgi))
     if per_worker is not None:
         lines.append(f"- Process pool vs a thread pool per worker at c={pool.TARGET_CONCURRENCY}: "
                      f"{shared.rps / per_worker.rps:.2f}x the req/s.")
@@ -111,6 +117,12 @@ def _throughput_verdicts(results: dict[str, pool.Result]) -> list[str]:
         lines.append(f"- Ceiling: with no model at all this server answers {ceiling.rps:,.0f} req/s "
                      f"({ceiling.ratio:.2f} of 3,200/s); the process pool reaches {shared.rps / ceiling.rps:.2f} of it.")
     return lines
+
+
+def _verdict(stack: str, load: pool.Load) -> str:
+    verdict = "met" if load.ratio >= pool.TARGET_RATIO else "**missed**"
+    return (f"- Target: process pool ({stack}) at c={pool.TARGET_CONCURRENCY} at least {pool.TARGET_RATIO:.2f} "
+            f"of 3,200/s: {load.ratio:.2f}, {verdict}.")
 
 
 def memory_part(settle_s: float) -> list[str]:

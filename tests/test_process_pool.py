@@ -281,6 +281,31 @@ def test_a_worker_killed_mid_batch_fails_its_items_503_and_comes_back(
     procs.note(answer.worker)
 
 
+def test_under_saturation_the_next_batch_waits_in_the_worker_and_fails_with_it(
+    pool: Any, log: Path, tmp_path: Path, procs: Processes
+) -> None:
+    """With full batches queued, the next one is sent while the worker still runs one: killed, both fail 503."""
+    handle = pool(Narrow)
+    (worker,) = inner(handle).worker_pids
+    first_hold, second_hold = tmp_path / "first", tmp_path / "never"
+    first = hold_worker(handle, log, first_hold)
+    running = inner(handle).submit(Item(x=1, hold=str(second_hold)), WAIT_S)
+    sent_ahead = inner(handle).submit(Item(x=2), WAIT_S)
+    first_hold.touch()
+    assert outcome(first).x == -1
+    wait_until(lambda: any(1 in e["xs"] for e in events(log, "batch")), "the second batch to start")
+    os.kill(worker, signal.SIGKILL)
+    for future in (running, sent_ahead):
+        error = outcome(future)
+        assert isinstance(error, HTTPError) and error.status == 503, error
+        assert f"worker process {worker} died (killed by SIGKILL)" in error.message
+    assert 2 not in [x for e in events(log, "batch") for x in e["xs"]]
+    wait_until(lambda: len(events(log, "setup")) == 2, "the worker to restart")
+    assert handle.wait_ready(WAIT_S)
+    assert handle.predict({"x": 3}).x == 3
+    procs.from_log()
+
+
 def test_a_killed_supervisor_fails_requests_503_then_is_restarted(
     pool: Any, log: Path, tmp_path: Path, procs: Processes
 ) -> None:

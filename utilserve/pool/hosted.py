@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
@@ -31,6 +32,8 @@ from .spec import ModelSpec
 
 logger = logging.getLogger("utilserve.pool")
 
+IN_FLIGHT = 2
+"""Batches sent to one worker at a time: the one it runs and, under saturation, the next."""
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 10.0
 
@@ -225,36 +228,39 @@ class _Feeder:
     def _serve(self, process: subprocess.Popen[bytes], sock: socket.socket, reader: protocol.FrameReader) -> bool | None:
         """Feed batches until the batcher closes (``None``) or the worker dies (whether it served one).
 
-        When a full batch already waits, it goes to the worker before the last
-        batch's answers go out: answering wakes every client, and on a busy
-        machine the model would otherwise idle for that long (milliseconds).
+        Under saturation a full batch goes to the worker while it still runs
+        the last one (never more than :data:`IN_FLIGHT`), so the model starts
+        it the moment it is done instead of idling through a round trip to
+        this thread, which on a busy machine takes milliseconds. Items of a
+        batch that is not full wait here, where they can still join others.
         """
         batcher = self.model.batcher
+        sent: deque[list[Item]] = deque()
         served = False
-        batch, sent = batcher.next_batch(), False
-        while batch is not None:
+        while True:
+            if not sent:
+                batch = batcher.next_batch()
+                if batch is None:
+                    return None
+                sent.append(batch)
+            else:
+                batch = []
+            following = batcher.full_batch() if len(sent) < IN_FLIGHT else []
+            if following:
+                sent.append(following)
             try:
-                if not sent:
-                    protocol.send(sock, *_batch_frame(batch))
+                for fresh in (batch, following):
+                    if fresh:
+                        protocol.send(sock, *_batch_frame(fresh))
                 head, buffers = reader.read()
             except (EOFError, OSError):
                 _exited(process, 1.0)
-                batcher.finish(batch, [self._died(process) for _ in batch])
+                for lost in sent:
+                    batcher.finish(lost, [self._died(process) for _ in lost])
                 return served
-            following = batcher.full_batch()
-            sent = bool(following) and self._send_batch(sock, following)
-            batcher.finish(batch, _outcomes(head[1], buffers), busy=sent)
+            done = sent.popleft()
+            batcher.finish(done, _outcomes(head[1], buffers), busy=bool(sent))
             served = True
-            batch = following or batcher.next_batch()
-        return None
-
-    def _send_batch(self, sock: socket.socket, batch: list[Item]) -> bool:
-        """Send ``batch`` now; False if the worker is gone (the feed loop then fails it)."""
-        try:
-            protocol.send(sock, *_batch_frame(batch))
-        except OSError:
-            return False
-        return True
 
     def _died(self, process: subprocess.Popen[bytes]) -> HTTPError:
         return HTTPError(
