@@ -3,9 +3,10 @@
 Items queue in a :class:`~utilserve.pool.batcher.Batcher` shared by every
 client, so requests from different web processes join the same batch. Each
 feeder thread owns one spawned worker process: it takes a batch, sends it
-over a socketpair, waits for the outcomes and resolves the items. When the
-worker dies, the batch it held fails at once with 503 and ``Retry-After``
-and the feeder starts a new worker after an exponential backoff.
+over a socketpair (with the next one when a full batch already waits),
+waits for the outcomes and resolves the items. When the worker dies, the
+batches it held fail at once with 503 and ``Retry-After`` and the feeder
+starts a new worker after an exponential backoff.
 """
 
 from __future__ import annotations
