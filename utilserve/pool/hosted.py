@@ -21,6 +21,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
@@ -51,11 +52,21 @@ class Status:
 
 
 class HostedModel:
-    """Queue, workers and status of one model; ``changed`` is called on every status change."""
+    """Queue, workers and status of one model; ``changed`` is called on every status change.
 
-    def __init__(self, spec: ModelSpec, changed: Callable[[HostedModel], None]) -> None:
+    ``answering`` wraps the resolving of each batch's outcomes, so that
+    whoever answers the callers can send a batch's answers together.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        changed: Callable[[HostedModel], None],
+        answering: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> None:
         self.spec = spec
         self._changed = changed
+        self.answering = answering
         self.batcher = Batcher(spec.name, spec.max_batch_size, spec.max_wait_ms, spec.max_queue)
         self._lock = threading.Lock()
         self._feeders = [_Feeder(self, index) for index in range(spec.workers)]
@@ -256,11 +267,13 @@ class _Feeder:
                 head, buffers = reader.read()
             except (EOFError, OSError):
                 _exited(process, 1.0)
-                for lost in sent:
-                    batcher.finish(lost, [self._died(process) for _ in lost])
+                with self.model.answering():
+                    for lost in sent:
+                        batcher.finish(lost, [self._died(process) for _ in lost])
                 return served
             done = sent.popleft()
-            batcher.finish(done, _outcomes(head[1], buffers), busy=bool(sent))
+            with self.model.answering():
+                batcher.finish(done, _outcomes(head[1], buffers), busy=bool(sent))
             served = True
 
     def _died(self, process: subprocess.Popen[bytes]) -> HTTPError:

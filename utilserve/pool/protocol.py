@@ -169,19 +169,29 @@ def limit_sends(sock: socket.socket) -> socket.socket:
 
 def send(sock: socket.socket, head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> None:
     """Write one frame; the caller serialises writers on the same socket."""
+    send_parts(sock, frame(head, buffers))
+
+
+def frame(head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> list[Buffer]:
+    """One frame as the parts to write: a small frame is one joined ``bytes``, a large one keeps its buffers apart."""
     head_bytes = pickle.dumps(head, protocol=5)
     sizes = [len(b) if type(b) is bytes else memoryview(b).nbytes for b in buffers]
     prefix = PREFIX.pack(len(head_bytes), len(sizes))
     if sizes:
         prefix += struct.pack(f"<{len(sizes)}Q", *sizes)
     if sum(sizes) <= INLINE_LIMIT:
-        sock.sendall(b"".join((prefix, head_bytes, *buffers)))
-    else:
-        _send_parts(sock, [prefix + head_bytes, *buffers])
+        return [b"".join((prefix, head_bytes, *buffers))]
+    return [prefix + head_bytes, *buffers]
 
 
-def _send_parts(sock: socket.socket, parts: list[Buffer]) -> None:
-    """``sendmsg`` the parts without joining them, resuming after partial writes."""
+def send_parts(sock: socket.socket, parts: Sequence[Buffer]) -> None:
+    """Write the parts of one or more frames in order, in one system call where they fit in one.
+
+    ``sendmsg`` takes the parts without joining them, resuming after partial writes.
+    """
+    if len(parts) == 1:
+        sock.sendall(parts[0])
+        return
     views = [memoryview(part).cast("B") for part in parts]
     first = 0
     while first < len(views):

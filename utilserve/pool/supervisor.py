@@ -9,7 +9,8 @@ the foreground as a sidecar (``utilserve pool TARGET --socket PATH``).
   (host a model, idempotent; the answer and every later change is a
   ``state`` push), ``submit``, ``cancel``, ``unload``, ``exit``, ``ping``.
 - Items go to the model's shared :class:`HostedModel` queue, so a batch
-  holds requests from different web processes.
+  holds requests from different web processes. The answers to one batch
+  leave with one write per client (see :func:`answers_per_client`).
 - It exits, draining running batches first and taking its model workers
   with it, on SIGTERM/SIGINT, on ``exit`` from its owner, or when the owner
   process (the server master) is gone.
@@ -24,8 +25,9 @@ import selectors
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -62,7 +64,7 @@ class Supervisor:
                 raise RuntimeError("this pool supervisor is shutting down")
             hosted = self._models.get(spec.name)
             if hosted is None:
-                hosted = HostedModel(spec, self._broadcast)
+                hosted = HostedModel(spec, self._broadcast, answers_per_client)
                 self._models[spec.name] = hosted
                 hosted.start()
         if hosted.spec.target != spec.target:
@@ -264,14 +266,43 @@ class _Connection:
         self._send(("result", rid, None))
 
     def _send(self, head: tuple[Any, ...], buffers: Sequence[protocol.Buffer] = ()) -> None:
+        parts = protocol.frame(head, buffers)
+        held: dict[_Connection, list[protocol.Buffer]] | None = getattr(_held_answers, "by_client", None)
+        if held is None:
+            self.write(parts)
+        else:
+            held.setdefault(self, []).extend(parts)
+
+    def write(self, parts: Sequence[protocol.Buffer]) -> None:
         with self._send_lock:
             if self._closed:
                 return
             try:
-                protocol.send(self.sock, head, buffers)
+                protocol.send_parts(self.sock, parts)
             except OSError:
                 self._closed = True
                 _hang_up(self.sock)
+
+
+_held_answers = threading.local()
+
+
+@contextmanager
+def answers_per_client() -> Iterator[None]:
+    """Hold the answers this thread sends, then write each client's in one go.
+
+    A batch's outcomes resolve one by one; one write per answer costs a
+    system call each here and, in the web process, a wake-up of its reader
+    thread each, where one per batch will do.
+    """
+    held: dict[_Connection, list[protocol.Buffer]] = {}
+    _held_answers.by_client = held
+    try:
+        yield
+    finally:
+        _held_answers.by_client = None
+        for connection, parts in held.items():
+            connection.write(parts)
 
 
 def _hang_up(sock: socket.socket) -> None:
