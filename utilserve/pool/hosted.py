@@ -11,13 +11,11 @@ starts a new worker after an exponential backoff.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -30,7 +28,7 @@ from ..api.errors import HTTPError
 from . import protocol
 from .batcher import RETRY_AFTER, Batcher, Item
 from .launch import python_executable
-from .spec import ModelSpec
+from .spec import ModelSpec, import_path_arg
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -196,7 +194,7 @@ class _Feeder:
         argv = [
             python_executable(), "-m", "utilserve.pool.worker",
             "--fd", str(theirs.fileno()), "--target", self.model.spec.target, "--name", self.name,
-            "--parent", str(os.getpid()), "--sys-path", json.dumps(sys.path),
+            "--parent", str(os.getpid()), "--sys-path", import_path_arg(),
         ]  # fmt: skip
         try:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))

@@ -10,7 +10,6 @@ wait on the lock and then connect to it.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ import time
 
 from . import protocol
 from .rendezvous import make_private
+from .spec import import_path_arg
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -56,9 +56,8 @@ def connect(path: str) -> socket.socket:
 
 def _spawn(path: str, owner: int) -> subprocess.Popen[bytes]:
     """A separate interpreter, not a fork: it must outlive this worker and start models cleanly."""
-    import_path = [os.path.abspath(entry) if entry else os.getcwd() for entry in sys.path]
     argv = [python_executable(), "-m", "utilserve.pool.supervisor", "--socket", path, "--owner", str(owner),
-            "--sys-path", json.dumps(import_path)]
+            "--sys-path", import_path_arg()]
     logger.info("starting the pool supervisor for %s", path)
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,6 +50,11 @@ def importable_target(model_cls: type[Model], name: str) -> str:
     for cls in (model_cls, model_cls.Input, model_cls.Output):
         _check_importable(cls, model_cls, name)
     return f"{model_cls.__module__}:{model_cls.__qualname__}"
+
+
+def import_path_arg() -> str:
+    """This process's import paths, made absolute, as the JSON a child interpreter passes to :func:`adopt_import_path`."""
+    return json.dumps([os.path.abspath(entry) if entry else os.getcwd() for entry in sys.path])
 
 
 def adopt_import_path(encoded: str) -> None:
