@@ -31,8 +31,12 @@ class Batching(Model):
         return [Doubled(y=item.x * 2) for item in batch]
 
 
+LONG = 1000
+"""Items from this number up take 2 s: long enough to kill the replica surely in the middle."""
+
+
 class Slow(Model):
-    """One item at a time, 50 ms each; a queue of 8 per web worker."""
+    """One item at a time, 50 ms each (2 s from ``LONG`` up); a queue of 8 per web worker."""
 
     Input, Output = Number, Doubled
     max_batch_size = 1
@@ -41,7 +45,7 @@ class Slow(Model):
 
     def predict(self, batch: list[Number]) -> list[Doubled]:
         record(model="slow", seen=[item.x for item in batch])
-        time.sleep(0.050)
+        time.sleep(2.0 if batch[0].x >= LONG else 0.050)
         return [Doubled(y=item.x * 2) for item in batch]
 
 
