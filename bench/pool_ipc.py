@@ -3,10 +3,10 @@
     python -m bench.pool_ipc [--rounds 5000] [--large-rounds 20]
 
 - ``floor``: a bare 64-byte echo to a forked process over a socketpair.
-- ``transport``: a ``ping`` from this process to the supervisor and back
-  (the Unix-socket hop a request pays twice: web process <-> supervisor).
-- ``pool``: one tiny item through ``ProcessPool`` (web process ->
-  supervisor -> model worker and back), one request at a time.
+- ``transport``: a ``ping`` from this process to the model worker and back
+  over the pool's own channel (the one Unix-socket round trip a request pays).
+- ``pool``: one tiny item through ``ProcessPool`` (web process -> model
+  worker -> web process), one request at a time.
 - ``thread``: the same model on the in-process thread pool, for scale.
 - large inputs: a ``bytes`` field of 1, 8 and 32 MiB through the process
   pool, with the default out-of-band framing and with the threshold raised
@@ -71,10 +71,11 @@ def small(rounds: int) -> list[tuple[str, float, float]]:
         pool = handle._pool
         assert isinstance(pool, ProcessPool)
         link = pool._link()
-        ping = timings(lambda: link.request(("ping",), 10), rounds)
-        rows.append(("transport: ping, web process <-> supervisor", quantile(ping, 0.5), quantile(ping, 0.99)))
+        pool.submit(item, 10).result()
+        ping = timings(lambda: link.sync(handle.name, 10), rounds)
+        rows.append(("transport: ping, web process <-> model worker", quantile(ping, 0.5), quantile(ping, 0.99)))
         full = timings(lambda: pool.submit(item, 10).result(), rounds)
-        rows.append(("pool: tiny item via supervisor and model worker", quantile(full, 0.5), quantile(full, 0.99)))
+        rows.append(("pool: tiny item to the model worker and back", quantile(full, 0.5), quantile(full, 0.99)))
     with ModelHandle(Echo, name="ipc-bench-thread", pool="thread") as handle:
         thread = timings(lambda: handle._pool.submit(item, 10).result(), rounds)  # type: ignore[union-attr]
         rows.append(("thread pool: same model in process", quantile(thread, 0.5), quantile(thread, 0.99)))

@@ -112,18 +112,3 @@ def test_a_full_batch_goes_without_waiting() -> None:
     batcher.close(HTTPError(503))
     refused = futures[4].exception(0)
     assert isinstance(refused, HTTPError) and refused.status == 503
-
-
-def test_full_batch_takes_only_a_full_batch_and_never_waits() -> None:
-    """What a process-pool feeder takes before answering the last batch: a full one, or nothing."""
-    batcher = Batcher("early", max_batch_size=3, max_wait_ms=0.001, max_queue=8, idle_gap_ms=0.001)
-    futures = [batcher.submit(x, time.monotonic() + WAIT_S) for x in range(5)]
-    assert [item.payload for item in batcher.full_batch()] == [0, 1, 2]
-    time.sleep(0.01)
-    assert batcher.full_batch() == [], "two queued items are due (max_wait passed) but not a full batch"
-    late = batcher.submit(9, time.monotonic() - 1)
-    batch = batcher.full_batch()
-    assert [item.payload for item in batch] == [3, 4], "three queued: taken, less the one past its deadline"
-    assert isinstance(late.exception(0), HTTPError) and late.exception(0).status == 504
-    assert not any(future.done() for future in futures)
-    batcher.close(HTTPError(503))

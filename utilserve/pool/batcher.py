@@ -2,8 +2,8 @@
 
 Callers :meth:`Batcher.submit` items and get a ``concurrent.futures.Future``;
 workers loop on :meth:`Batcher.next_batch` and :meth:`Batcher.finish`. The
-thread pool calls these from its worker threads; a process supervisor can
-call them from the threads that feed its worker processes.
+thread pool calls these from its worker threads; a process-pool worker
+submits from its I/O thread and runs batches on its main thread.
 
 When a batch goes (checked whenever an item arrives or a wait runs out):
 
@@ -130,34 +130,30 @@ class Batcher:
                 if batch is None or batch:
                     return batch
 
-    def full_batch(self) -> list[Item]:
-        """The next batch if ``max_batch_size`` items are queued (less any past their deadline), else ``[]``.
+    def take_due(self) -> tuple[list[Item] | None, float | None]:
+        """:meth:`next_batch` without blocking, for a worker that waits on its own sockets.
 
-        Never waits. A worker in another process takes its next batch with
-        this before answering the last one, so that under saturation the model
-        does not idle while answers go out; it then passes ``busy=True`` to
-        :meth:`finish`.
+        Returns the batch due now (``[]`` if none is; ``None`` once closed)
+        and the seconds until one is due (``None``: nothing is queued). The
+        caller's model must be free: waits count from when it became free.
         """
-        if not self._gathering.acquire(blocking=False):
-            return []
-        try:
-            expired: list[Item] = []
-            with self._cond:
-                full = self._closed is None and len(self._queue) >= self._max_batch
-                batch = self._take(monotonic(), expired) if full else []
-            self._expire(expired)
-            return batch
-        finally:
-            self._gathering.release()
+        expired: list[Item] = []
+        with self._cond:
+            if self._closed is not None:
+                return None, None
+            if not self._queue:
+                return [], None
+            now = monotonic()
+            self._gather_since = self._free_since
+            due = self._due_at(now)
+            batch = self._take(now, expired) if due <= now else []
+        self._expire(expired)
+        return batch, max(0.0, due - now)
 
-    def finish(self, batch: Sequence[Item], outcomes: Sequence[Any], busy: bool = False) -> None:
-        """Resolve each item's future: a ``BaseException`` fails it, anything else is its result.
-
-        ``busy``: the worker already runs its next batch, so it is not free now.
-        """
-        if not busy:
-            with self._cond:
-                self._free_since = monotonic()
+    def finish(self, batch: Sequence[Item], outcomes: Sequence[Any]) -> None:
+        """Resolve each item's future: a ``BaseException`` fails it, anything else is its result."""
+        with self._cond:
+            self._free_since = monotonic()
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 item.future.set_exception(outcome)

@@ -1,14 +1,18 @@
-"""The web-process side of the process pool: one multiplexed connection per process.
+"""The web-process side of the process pool: a control link to the supervisor, data channels to the workers.
 
 Every ``ProcessPool`` in a process that meets the same supervisor shares one
-:class:`Link`. Callers write ``submit`` frames under a lock and get a
-future; a reader thread resolves futures by request id. The link is tied to
-the process that made it: after a fork (a gunicorn or uWSGI worker), the
-child builds its own link and connection on first use.
+:class:`Link`: a connection on which the supervisor pushes each model's
+status, including where its workers listen. Items go straight to a model
+worker over a :class:`Channel`, one multiplexed connection per worker and
+process: callers write ``submit`` frames under a lock and get a future; a
+reader thread resolves futures by request id. Everything is tied to the
+process that made it: after a fork (a gunicorn or uWSGI worker), the
+child builds its own link and channels on first use.
 
-When the connection is lost, every in-flight future fails at once with 503
-and ``Retry-After`` and the reader thread reconnects; if nobody listens and
-this process may start a supervisor, it starts one (see :mod:`.launch`).
+When a channel closes (its worker died or stopped), every future in flight
+on it fails at once with 503 and ``Retry-After``. When the control link is
+lost, its reader thread reconnects; if nobody listens and this process may
+start a supervisor, it starts one (see :mod:`.launch`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,6 +34,7 @@ from pydantic import BaseModel
 from ..api.errors import HTTPError
 from . import protocol
 from .batcher import RETRY_AFTER
+from .channel import Channel, lost, settle
 from .launch import PoolUnavailable, connect, start_or_join
 from .rendezvous import Address, alive
 from .spec import ModelSpec
@@ -51,7 +55,8 @@ class ModelState:
     phase: str = "unknown"
     error: BaseException | None = None
     error_name: str = ""
-    workers: tuple[int, ...] = ()
+    workers: tuple[tuple[int, str], ...] = ()
+    """``(pid, socket path)`` of each model worker that is up."""
     supervisor: int = 0
 
     @classmethod
@@ -61,7 +66,7 @@ class ModelState:
             phase=status["phase"],
             error=_exception(error) if error else None,
             error_name=error[0] if error else "",
-            workers=tuple(status["workers"]),
+            workers=tuple((pid, path) for pid, path in status["workers"]),
             supervisor=status["supervisor"],
         )
 
@@ -74,8 +79,10 @@ class Link:
         self._lock = threading.Condition(threading.Lock())
         self._send_lock = threading.Lock()
         self._sock: socket.socket | None = None
-        self._pending: dict[int, tuple[str, Future[Any]]] = {}
+        self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
+        self._channels: dict[str, Channel] = {}
+        self._turn = itertools.count()
         self._specs: dict[str, ModelSpec] = {}
         self._states: dict[str, ModelState] = {}
         self._problem = FIRST_CONNECT
@@ -124,24 +131,46 @@ class Link:
         return state.phase != "unknown" or (self._sock is None and self._problem != FIRST_CONNECT)
 
     def submit(self, name: str, item: BaseModel, timeout_s: float) -> Future[Any]:
-        """Send one item; the future resolves to its ``Output`` or an ``HTTPError``."""
+        """Send one item to a worker of ``name``; the future resolves to its ``Output`` or an ``HTTPError``."""
         state = self._states.get(name)
         if state is None:
             state = self.wait_state(name, self._heard_or_failed, min(timeout_s, CONNECT_WAIT_S))
-        if state.phase != "ready":
+        if state.phase != "ready" or not state.workers:
             raise self._not_ready(name, state)
-        future: Future[Any] = Future()
-        rid = next(self._ids)
         payload = protocol.pack(item)
+        return self._channel(name, state.workers).submit(timeout_s, payload)
+
+    def sync(self, name: str, timeout: float) -> bool:
+        """A round trip to each worker of ``name`` this process has sent to: every item sent before is queued there."""
         with self._lock:
-            sock = self._sock
-            if sock is None:
-                raise self._not_ready(name, ModelState())
-            self._pending[rid] = (name, future)
-        future.add_done_callback(partial(self._on_done, rid))
-        if not self._send(sock, ("submit", rid, name, timeout_s), payload):
-            self._fail(rid, _lost(name, "the connection to its pool supervisor was lost"))
-        return future
+            channels = [c for c in self._channels.values() if c.name == name]
+        return all(channel.ping(timeout) for channel in channels)
+
+    def _channel(self, name: str, workers: tuple[tuple[int, str], ...]) -> Channel:
+        """The channel to the worker with the fewest of this process's items in flight (ties take turns)."""
+        turn = next(self._turn)
+        with self._lock:
+            order = [workers[(turn + i) % len(workers)] for i in range(len(workers))]
+            known = [(self._channels.get(path), pid, path) for pid, path in order]
+            channel, pid, path = min(known, key=lambda found: found[0].load if found[0] else 0)
+            if channel is not None:
+                return channel
+        try:
+            fresh = Channel(name, pid, path, connect(path), self._forget)
+        except OSError as exc:
+            raise lost(name, f"cannot reach its worker process {pid} ({type(exc).__name__})") from None
+        with self._lock:
+            channel = self._channels.setdefault(path, fresh)
+        if channel is fresh:
+            channel.start()
+        else:
+            fresh.close()
+        return channel
+
+    def _forget(self, channel: Channel) -> None:
+        with self._lock:
+            if self._channels.get(channel.path) is channel:
+                del self._channels[channel.path]
 
     def request(self, head: tuple[Any, ...], timeout: float) -> bool:
         """Send ``head`` with a fresh request id and wait for its answer; False if none came."""
@@ -151,7 +180,7 @@ class Link:
             sock = self._sock
             if sock is None:
                 return False
-            self._pending[rid] = ("", future)
+            self._pending[rid] = future
         try:
             if not self._send(sock, (head[0], rid, *head[1:])):
                 return False
@@ -166,16 +195,20 @@ class Link:
     def close(self, exit_supervisor: bool = False, timeout: float = 30.0) -> None:
         """Stop reconnecting and hang up; with ``exit_supervisor`` (the owner only) end the supervisor too.
 
-        The supervisor drains running batches before it closes the
-        connection, so waiting for the reader thread waits for that too.
+        The supervisor has its workers drain running batches before it
+        closes the connection, so waiting for the reader thread waits for
+        that too; channels to the workers close at once.
         """
         with self._lock:
             self._closed = True
             self._exit_supervisor = exit_supervisor
             sock = self._sock
+            channels = list(self._channels.values())
             self._lock.notify_all()
         if sock is not None:
             self._hang_up(sock)
+        for channel in channels:
+            channel.close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if exit_supervisor and self._spawned is not None:
@@ -183,6 +216,13 @@ class Link:
                 self._spawned.wait(timeout)
             except subprocess.TimeoutExpired:
                 logger.warning("pool supervisor %s did not exit within %.1f s", self._spawned.pid, timeout)
+
+    def abandon(self) -> None:
+        """In a forked child: close this copy of the parent's sockets, taking no lock."""
+        if self._sock is not None:
+            self._sock.close()
+        for channel in list(self._channels.values()):
+            channel.abandon()
 
     def _hang_up(self, sock: socket.socket) -> None:
         """End a connection of a closed link: ask the supervisor to exit (it then closes), or shut it down."""
@@ -226,34 +266,24 @@ class Link:
         reader = protocol.FrameReader(sock)
         while True:
             try:
-                head, buffers = reader.read()
+                head, _ = reader.read()
             except (EOFError, OSError):
                 return
             if head[0] == "result":
-                self._resolve(head[1], head[2], buffers)
+                self._answered(head[1])
             elif head[0] == "state" and head[1] in self._specs:
                 with self._lock:
                     self._states[head[1]] = ModelState.from_status(head[2])
                     self._lock.notify_all()
 
-    def _resolve(self, rid: int, error: protocol.ErrorTuple | None, buffers: list[protocol.Buffer]) -> None:
+    def _answered(self, rid: int) -> None:
         with self._lock:
-            entry = self._pending.pop(rid, None)
-        if entry is None:
-            return
-        name, future = entry
-        if error is not None:
-            _settle(future, exception=protocol.to_error(error))
-            return
-        try:
-            result = protocol.unpack(buffers) if buffers else None
-        except Exception as exc:  # noqa: BLE001 - an undecodable output fails its item
-            _settle(future, exception=HTTPError(500, f"model {name}: could not decode the output ({type(exc).__name__})"))
-            return
-        _settle(future, result=result)
+            future = self._pending.pop(rid, None)
+        if future is not None:
+            settle(future)
 
     def _lost(self, sock: socket.socket) -> None:
-        """Fail everything in flight at once: a request must not wait for a supervisor that is gone."""
+        """Forget the models' states: until the supervisor is back, nothing new is sent to their workers."""
         with self._send_lock:
             sock.close()
         with self._lock:
@@ -262,23 +292,8 @@ class Link:
             self._states = {name: ModelState() for name in self._states}
             self._problem = "the connection to the pool supervisor was lost"
             self._lock.notify_all()
-        for name, future in pending.values():
-            _settle(future, exception=_lost(name, self._problem))
-
-    def _on_done(self, rid: int, future: Future[Any]) -> None:
-        if not future.cancelled():
-            return
-        with self._lock:
-            entry = self._pending.pop(rid, None)
-            sock = self._sock
-        if entry is not None and sock is not None:
-            self._send(sock, ("cancel", rid))
-
-    def _fail(self, rid: int, error: HTTPError) -> None:
-        with self._lock:
-            entry = self._pending.pop(rid, None)
-        if entry is not None:
-            _settle(entry[1], exception=error)
+        for future in pending.values():
+            future.cancel()
 
     def _send(self, sock: socket.socket, head: tuple[Any, ...], buffers: list[protocol.Buffer] | None = None) -> bool:
         try:
@@ -328,21 +343,6 @@ class Link:
         return HTTPError(503, f"model {name} is not ready{reasons.get(state.phase, '')}", headers=dict(RETRY_AFTER))
 
 
-def _lost(name: str, why: str) -> HTTPError:
-    return HTTPError(503, f"model {name}: {why}; retry", headers=dict(RETRY_AFTER))
-
-
-def _settle(future: Future[Any], *, result: Any = None, exception: BaseException | None = None) -> None:
-    """Resolve ``future`` unless its caller already cancelled it."""
-    try:
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
-    except InvalidStateError:
-        pass
-
-
 def _exception(error: tuple[str, str, bytes | None]) -> BaseException:
     name, message, pickled = error
     if pickled is not None:
@@ -387,8 +387,7 @@ def _reset_after_fork() -> None:
     """
     global _links, _links_pid, _links_lock
     for link in _links.values():
-        if link._sock is not None:
-            link._sock.close()
+        link.abandon()
     _links, _links_pid, _links_lock = {}, os.getpid(), threading.Lock()
 
 

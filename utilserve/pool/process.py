@@ -1,8 +1,10 @@
 """``pool="process"``: one pool shared by every web worker process of a server.
 
-A supervisor process hosts the model workers (spawned, never forked) and
-the batcher; each web process is a thin client over one Unix-socket
-connection (see :mod:`.client`, :mod:`.supervisor`, :mod:`.rendezvous`).
+A supervisor process starts and restarts the model workers (spawned, never
+forked); each web process keeps one Unix-socket connection to it for the
+models' status, and sends its items straight to a worker, where the batcher
+lives (see :mod:`.client`, :mod:`.worker`, :mod:`.supervisor`,
+:mod:`.rendezvous`).
 Under gunicorn or uWSGI the first worker to need the pool starts the
 supervisor and the others join it; it ends with the server master. With
 ``UTILSERVE_POOL_SOCKET`` the web processes join a sidecar started with
@@ -78,7 +80,7 @@ class ProcessPool:
     @property
     def worker_pids(self) -> tuple[int, ...]:
         """The model's worker processes, as the supervisor last reported them."""
-        return self._state().workers
+        return tuple(pid for pid, _ in self._state().workers)
 
     @property
     def supervisor_pid(self) -> int:

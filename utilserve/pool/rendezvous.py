@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import socket
 import stat
 import sys
 import tempfile
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 SOCKET_ENV = "UTILSERVE_POOL_SOCKET"
 OWNER_ENV = "UTILSERVE_POOL_OWNER"
 UNIX_PATH_MAX = 107
+WORKER_SUFFIX_MAX = 4
+"""Model workers listen beside the supervisor, at its path plus ``.N``."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,39 @@ def resolve(group: str, socket_setting: str | None) -> Address:
     directory = os.path.join(root, f"{_slug(group)}-{owner}")
     make_private(directory)
     path = os.path.join(directory, "pool.sock")
-    if len(path.encode()) > UNIX_PATH_MAX:
+    if len(path.encode()) + WORKER_SUFFIX_MAX > UNIX_PATH_MAX:
         raise OSError(
             f"the pool socket path {path!r} is longer than the {UNIX_PATH_MAX} bytes a Unix socket allows; "
             f"set XDG_RUNTIME_DIR or TMPDIR to a shorter directory, or {SOCKET_ENV}"
         )
     return Address(path, os.path.join(directory, "lock"), owner)
+
+
+def listen(path: str) -> socket.socket:
+    """Bind ``path`` 0600: only this user's processes may connect (see protocol's doc).
+
+    A socket file left by a supervisor that died is replaced; one that a
+    live supervisor still answers on is not.
+    """
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)
+        else:
+            raise OSError(f"a pool supervisor already listens at {path}; stop it or choose another socket path")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    listener.listen(128)
+    return listener
 
 
 def owner_pid() -> int:

@@ -4,13 +4,13 @@ Started once per pool group by the first client that finds no supervisor
 (``python -m utilserve.pool.supervisor --socket PATH --owner PID``), or in
 the foreground as a sidecar (``utilserve pool TARGET --socket PATH``).
 
-- One thread per client connection reads its frames; a client (one per web
-  process) multiplexes its requests by id. Messages it sends: ``load``
-  (host a model, idempotent; the answer and every later change is a
-  ``state`` push), ``submit``, ``cancel``, ``unload``, ``exit``, ``ping``.
-- Items go to the model's shared :class:`HostedModel` queue, so a batch
-  holds requests from different web processes. The answers to one batch
-  leave with one write per client (see :func:`answers_per_client`).
+- It is the pool's control plane, not its data path: it starts and restarts
+  model workers (:class:`HostedModel`) and tells every client where they
+  listen; clients send their items straight to the workers.
+- One thread per client connection (one per web process) reads its frames.
+  Messages a client sends: ``load`` (host a model, idempotent; the answer
+  and every later change is a ``state`` push), ``unload``, ``exit``,
+  ``ping``.
 - It exits, draining running batches first and taking its model workers
   with it, on SIGTERM/SIGINT, on ``exit`` from its owner, or when the owner
   process (the server master) is gone.
@@ -19,23 +19,19 @@ the foreground as a sidecar (``utilserve pool TARGET --socket PATH``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import selectors
 import signal
 import socket
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from contextlib import contextmanager
-from functools import partial
+from collections.abc import Sequence
 from typing import Any
 
-from ..api.errors import HTTPError
 from . import protocol
-from .batcher import RETRY_AFTER
 from .hosted import HostedModel
-from .rendezvous import alive
+from .rendezvous import alive, listen
 from .spec import ModelSpec, adopt_import_path
 
 logger = logging.getLogger("utilserve.pool")
@@ -54,6 +50,7 @@ class Supervisor:
         self._models: dict[str, HostedModel] = {}
         self._connections: set[_Connection] = set()
         self._wake_r, self._wake_w = os.pipe()
+        self._endpoints = itertools.count(1)
         self._inode = 0
         self._closing = False
 
@@ -64,7 +61,7 @@ class Supervisor:
                 raise RuntimeError("this pool supervisor is shutting down")
             hosted = self._models.get(spec.name)
             if hosted is None:
-                hosted = HostedModel(spec, self._broadcast, answers_per_client)
+                hosted = HostedModel(spec, self._broadcast, self._endpoint)
                 self._models[spec.name] = hosted
                 hosted.start()
         if hosted.spec.target != spec.target:
@@ -76,8 +73,9 @@ class Supervisor:
             logger.warning("model %s: a client asks for %s; keeping %s", spec.name, spec, hosted.spec)
         return hosted
 
-    def model(self, name: str) -> HostedModel | None:
-        return self._models.get(name)
+    def _endpoint(self) -> str:
+        """Where the next model worker slot listens: beside this supervisor's socket, 0600 like it."""
+        return f"{self.path}.{next(self._endpoints)}"
 
     def unload(self, name: str) -> None:
         with self._lock:
@@ -88,9 +86,14 @@ class Supervisor:
     def request_exit(self) -> None:
         os.write(self._wake_w, b"x")
 
-    def serve_forever(self) -> None:
-        """Listen until told to exit, then drain and stop every model."""
-        listener = _listen(self.path)
+    def serve_forever(self, specs: Sequence[ModelSpec] = ()) -> None:
+        """Listen, host ``specs``, serve until told to exit, then drain and stop every model.
+
+        The socket comes first: the workers' sockets are named after it,
+        so a second supervisor on the same path stops here, before it
+        starts any worker.
+        """
+        listener = listen(self.path)
         self._inode = os.stat(self.path).st_ino
         selector = selectors.DefaultSelector()
         selector.register(listener, selectors.EVENT_READ, "accept")
@@ -98,6 +101,8 @@ class Supervisor:
         owner_fd = self._watch_owner(selector)
         owner_gone = self.owner is not None and not alive(self.owner)
         try:
+            for spec in specs:
+                self.load(spec)
             while not owner_gone:
                 timeout = None if owner_fd is not None or self.owner is None else 1.0
                 events = selector.select(timeout)
@@ -168,13 +173,12 @@ class Supervisor:
 
 
 class _Connection:
-    """One client (web process): reads its frames on a thread, answers from whichever thread resolves."""
+    """One client (web process): reads its frames on a thread; status pushes come from any thread."""
 
     def __init__(self, supervisor: Supervisor, sock: socket.socket) -> None:
         self.supervisor = supervisor
         self.sock = sock
         self._send_lock = threading.Lock()
-        self._pending: dict[int, Future[Any]] = {}
         self._subscribed: set[str] = set()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="utilserve-pool-client", daemon=True)
@@ -196,27 +200,19 @@ class _Connection:
         reader = protocol.FrameReader(self.sock)
         try:
             while True:
-                head, buffers = reader.read()
-                self._dispatch(head, buffers)
+                head, _ = reader.read()
+                self._dispatch(head)
         except (EOFError, OSError):
             pass
         finally:
             self.supervisor.forget(self)
-            for future in list(self._pending.values()):
-                future.cancel()
             with self._send_lock:
                 self._closed = True
             self.sock.close()
 
-    def _dispatch(self, head: tuple[Any, ...], buffers: list[protocol.Buffer]) -> None:
+    def _dispatch(self, head: tuple[Any, ...]) -> None:
         kind = head[0]
-        if kind == "submit":
-            self._submit(head[1], head[2], head[3], buffers)
-        elif kind == "cancel":
-            future = self._pending.get(head[1])
-            if future is not None:
-                future.cancel()
-        elif kind == "load":
+        if kind == "load":
             self._load(ModelSpec(**head[1]))
         elif kind == "unload":
             threading.Thread(target=self._unload, args=(head[1], head[2]), daemon=True).start()
@@ -224,30 +220,6 @@ class _Connection:
             self._send(("result", head[1], None))
         elif kind == "exit":
             self.supervisor.request_exit()
-
-    def _submit(self, rid: int, name: str, timeout_s: float, payload: list[protocol.Buffer]) -> None:
-        hosted = self.supervisor.model(name)
-        try:
-            if hosted is None:
-                raise HTTPError(503, f"model {name} is not loaded in this pool", headers=dict(RETRY_AFTER))
-            future = hosted.submit(payload, timeout_s)
-        except HTTPError as error:
-            self._send(("result", rid, protocol.error_tuple(error)))
-            return
-        self._pending[rid] = future
-        future.add_done_callback(partial(self._answer, rid))
-
-    def _answer(self, rid: int, future: Future[Any]) -> None:
-        self._pending.pop(rid, None)
-        if future.cancelled():
-            return
-        error = future.exception()
-        if error is None:
-            self._send(("result", rid, None), future.result())
-        elif isinstance(error, HTTPError):
-            self._send(("result", rid, protocol.error_tuple(error)))
-        else:
-            self._send(("result", rid, (500, f"pool error: {type(error).__name__}", None, {})))
 
     def _load(self, spec: ModelSpec) -> None:
         try:
@@ -265,44 +237,15 @@ class _Connection:
         self.supervisor.unload(name)
         self._send(("result", rid, None))
 
-    def _send(self, head: tuple[Any, ...], buffers: Sequence[protocol.Buffer] = ()) -> None:
-        parts = protocol.frame(head, buffers)
-        held: dict[_Connection, list[protocol.Buffer]] | None = getattr(_held_answers, "by_client", None)
-        if held is None:
-            self.write(parts)
-        else:
-            held.setdefault(self, []).extend(parts)
-
-    def write(self, parts: Sequence[protocol.Buffer]) -> None:
+    def _send(self, head: tuple[Any, ...]) -> None:
         with self._send_lock:
             if self._closed:
                 return
             try:
-                protocol.send_parts(self.sock, parts)
+                protocol.send(self.sock, head)
             except OSError:
                 self._closed = True
                 _hang_up(self.sock)
-
-
-_held_answers = threading.local()
-
-
-@contextmanager
-def answers_per_client() -> Iterator[None]:
-    """Hold the answers this thread sends, then write each client's in one go.
-
-    A batch's outcomes resolve one by one; one write per answer costs a
-    system call each here and, in the web process, a wake-up of its reader
-    thread each, where one per batch will do.
-    """
-    held: dict[_Connection, list[protocol.Buffer]] = {}
-    _held_answers.by_client = held
-    try:
-        yield
-    finally:
-        _held_answers.by_client = None
-        for connection, parts in held.items():
-            connection.write(parts)
 
 
 def _hang_up(sock: socket.socket) -> None:
@@ -311,33 +254,6 @@ def _hang_up(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _listen(path: str) -> socket.socket:
-    """Bind ``path`` 0600: only this user's processes may connect (see protocol's doc).
-
-    A socket file left by a supervisor that died is replaced; one that a
-    live supervisor still answers on is not.
-    """
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)
-        else:
-            raise OSError(f"a pool supervisor already listens at {path}; stop it or choose another socket path")
-        finally:
-            probe.close()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        listener.bind(path)
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
-    listener.listen(128)
-    return listener
 
 
 def _unlink_if_ours(path: str, inode: int) -> None:
@@ -374,9 +290,7 @@ def serve(path: str, owner: int | None, specs: Sequence[ModelSpec] = ()) -> None
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal if owner is None else signal.SIG_IGN)
-    for spec in specs:
-        supervisor.load(spec)
-    supervisor.serve_forever()
+    supervisor.serve_forever(specs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

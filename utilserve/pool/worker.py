@@ -1,13 +1,28 @@
-"""A model worker process: one ``Model`` instance serving batches sent by its supervisor.
+"""A model worker process: one ``Model`` instance, its batching queue, and the web processes' connections.
 
 Started by its supervisor as a fresh interpreter (``python -m
 utilserve.pool.worker``), never forked, so CUDA and native thread pools
-start clean. It talks over one socketpair end, inherited as ``--fd``:
+start clean. It inherits two sockets:
 
-- after ``setup()``: ``("ready", pid)`` or ``("failed", kind, message, pickled exception)``;
-- then per ``("batch", counts)`` frame: ``("done", entries)``, one entry per
-  item, a buffer count for an ``Output`` or an error tuple;
-- ``("stop",)`` runs ``teardown()`` and exits; so does end of file.
+- ``--control``, a socketpair end to the supervisor: after ``setup()`` it
+  sends ``("ready", pid)`` or ``("failed", kind, message, pickled
+  exception)``; ``("stop",)`` or end of file makes it drain and exit;
+- ``--listen``, a listening Unix socket (0600) that the supervisor created
+  and keeps across restarts; web processes connect to it directly.
+
+On a web process's connection, ``("submit", rid, timeout_s)`` with the
+item's buffers queues the item and is answered ``("result", rid, error)``
+with the output's buffers; ``("cancel", rid)`` drops a queued item;
+``("ping", rid)`` is answered at once. Requests from every connection
+join one :class:`~utilserve.pool.batcher.Batcher`, so a batch holds items
+of different web processes.
+
+Two threads take turns (see :class:`Server`): one polls the connections
+while the other runs a batch, so a full queue is refused and a ping
+answered while the model runs, and a lone request is read, run and
+answered by one thread. A batch's answers leave with one write per
+connection. No hop through the supervisor: a request costs one socket
+round trip.
 
 On Linux the worker asks to be killed when the supervisor thread that
 started it goes away, so a supervisor killed with SIGKILL leaves no model
@@ -18,98 +33,284 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import logging
 import os
 import pickle
+import selectors
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from functools import partial
+from time import monotonic
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..api.errors import HTTPError
 from . import protocol
+from .batcher import RETRY_AFTER, Batcher, Item
 from .model import Model
-from .outcome import Outcome, run_batch
-from .spec import adopt_import_path, import_target
+from .outcome import run_batch
+from .spec import ModelSpec, adopt_import_path, import_target
 
 logger = logging.getLogger("utilserve.pool")
 
 PR_SET_PDEATHSIG = 1
 
 
-def main(sock: socket.socket, target: str, name: str, parent: int) -> None:
+class Connection:
+    """One web process's connection: its queued items by request id, and its writes.
+
+    Answers of one batch are held and written together (see :func:`answers_per_connection`).
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = protocol.FrameReader(sock, exact=True)
+        self.pending: dict[int, Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def send(self, head: tuple[Any, ...], buffers: Sequence[protocol.Buffer] = ()) -> None:
+        parts = protocol.frame(head, buffers)
+        held: dict[Connection, list[protocol.Buffer]] | None = getattr(_held, "by_connection", None)
+        if held is None:
+            self.write(parts)
+        else:
+            held.setdefault(self, []).extend(parts)
+
+    def write(self, parts: Sequence[protocol.Buffer]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                protocol.send_parts(self.sock, parts)
+            except OSError:
+                self._closed = True
+                _hang_up(self.sock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        _hang_up(self.sock)
+        self.sock.close()
+
+
+_held = threading.local()
+
+
+@contextmanager
+def answers_per_connection() -> Iterator[None]:
+    """Hold the answers this thread sends, then write each connection's in one go.
+
+    A batch's outcomes resolve one by one; one write per answer costs a
+    system call each here and a wake-up each in the web process, where one
+    per batch will do.
+    """
+    held: dict[Connection, list[protocol.Buffer]] = {}
+    _held.by_connection = held
+    try:
+        yield
+    finally:
+        _held.by_connection = None
+        for connection, parts in held.items():
+            connection.write(parts)
+
+
+class Server:
+    """Two threads take turns: whichever is free polls the sockets, the other runs the batch it took.
+
+    The poller reads the web processes' frames, queues their items and,
+    once a batch is due while the model is free, takes it and runs it
+    itself, handing the sockets to the other thread. A lone request is
+    thus read, run and answered by one thread with no hand-off, while the
+    sockets are never left unread: a full queue is refused and a ping
+    answered even while the model runs.
+    """
+
+    def __init__(self, spec: ModelSpec, model: Model, control: socket.socket, listener: socket.socket) -> None:
+        self.spec = spec
+        self.model = model
+        self.batcher = Batcher(spec.name, spec.max_batch_size, spec.max_wait_ms, spec.max_queue)
+        self._control = control
+        self._listener = listener
+        self._selector = selectors.DefaultSelector()
+        self._connections: set[Connection] = set()
+        self._polling = threading.Lock()
+        self._running = False
+        self._wake_r, self._wake_w = os.pipe()
+
+    def serve(self) -> None:
+        """Serve until told to stop, then let the running batch finish and hang up on every web process."""
+        self._listener.setblocking(False)
+        for source in (self._listener, self._control, self._wake_r):
+            self._selector.register(source, selectors.EVENT_READ, None)
+        other = threading.Thread(target=self._take_turns, name="utilserve-worker-turns", daemon=True)
+        other.start()
+        self._take_turns()
+        other.join()
+        for connection in list(self._connections):
+            connection.close()
+        self._selector.close()
+        self._listener.close()
+
+    def _take_turns(self) -> None:
+        while True:
+            with self._polling:
+                batch = self._poll()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _poll(self) -> list[Item] | None:
+        """Read the sockets until a batch is due while the model is free, and take it; ``None`` once stopped."""
+        while True:
+            wait = None
+            if not self._running:
+                batch, wait = self.batcher.take_due()
+                if not batch:
+                    if batch is None:
+                        return None
+                else:
+                    self._running = True
+                    return batch
+            for key, _ in self._selector.select(wait):
+                if key.fileobj is self._listener:
+                    self._accept()
+                elif key.fileobj is self._control:
+                    self._selector.unregister(self._control)
+                    self._stop()
+                elif key.fileobj is self._wake_r:
+                    os.read(self._wake_r, 512)
+                else:
+                    self._read(key.data)
+
+    def _run(self, batch: list[Item]) -> None:
+        """Run one batch and write its answers; then have the poller look at the queue again."""
+        items, failed = _decode(self.spec.name, [item.payload for item in batch])
+        outcomes = iter(run_batch(self.model, self.spec.name, items) if items else [])
+        with answers_per_connection():
+            answers = [error if error is not None else _encode(self.spec.name, next(outcomes)) for error in failed]
+            self.batcher.finish(batch, answers)
+        self._running = False
+        os.write(self._wake_w, b"x")
+
+    def _stop(self) -> None:
+        """The supervisor said stop, or is gone: answer queued and new items 503; the running batch finishes."""
+        self.batcher.close(HTTPError(503, f"model {self.spec.name} is shutting down", headers=dict(RETRY_AFTER)))
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self._listener.accept()
+        except OSError:
+            return
+        sock.setblocking(True)
+        connection = Connection(protocol.limit_sends(sock))
+        self._connections.add(connection)
+        self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _read(self, connection: Connection) -> None:
+        try:
+            head, buffers = connection.reader.read()
+        except (EOFError, OSError):
+            self._drop(connection)
+            return
+        kind = head[0]
+        if kind == "submit":
+            self._submit(connection, head[1], head[2], buffers)
+        elif kind == "cancel":
+            future = connection.pending.get(head[1])
+            if future is not None:
+                future.cancel()
+        elif kind == "ping":
+            connection.send(("result", head[1], None))
+
+    def _submit(self, connection: Connection, rid: int, timeout_s: float, payload: list[protocol.Buffer]) -> None:
+        try:
+            future = self.batcher.submit(payload, monotonic() + timeout_s)
+        except HTTPError as error:
+            connection.send(("result", rid, protocol.error_tuple(error)))
+            return
+        connection.pending[rid] = future
+        future.add_done_callback(partial(_answer, connection, rid))
+
+    def _drop(self, connection: Connection) -> None:
+        """A web process went away: its queued items leave the queue (running ones finish unheard)."""
+        self._selector.unregister(connection.sock)
+        self._connections.discard(connection)
+        for future in list(connection.pending.values()):
+            future.cancel()
+        connection.close()
+
+
+def _answer(connection: Connection, rid: int, future: Future[Any]) -> None:
+    connection.pending.pop(rid, None)
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is None:
+        connection.send(("result", rid, None), future.result())
+    elif isinstance(error, HTTPError):
+        connection.send(("result", rid, protocol.error_tuple(error)))
+    else:
+        connection.send(("result", rid, (500, f"pool error: {type(error).__name__}", None, {})))
+
+
+def _decode(name: str, payloads: list[list[protocol.Buffer]]) -> tuple[list[BaseModel], list[HTTPError | None]]:
+    """The batch's items; an item that does not unpickle fails alone (``failed`` keeps the order)."""
+    items: list[BaseModel] = []
+    failed: list[HTTPError | None] = []
+    for payload in payloads:
+        try:
+            items.append(protocol.unpack(payload))
+            failed.append(None)
+        except Exception as exc:  # noqa: BLE001 - one bad item must not fail its batch
+            failed.append(HTTPError(500, f"model {name}: could not decode the input ({type(exc).__name__})"))
+    return items, failed
+
+
+def _encode(name: str, outcome: Any) -> list[protocol.Buffer] | HTTPError:
+    """An output as the buffers it travels in; an error stays an error (``finish`` fails its item)."""
+    if isinstance(outcome, HTTPError):
+        return outcome
+    try:
+        return protocol.pack(outcome)
+    except Exception as exc:  # noqa: BLE001 - an unpicklable output fails its item only
+        return HTTPError(500, f"model {name}: could not send the output ({type(exc).__name__}: {exc})")
+
+
+def main(control: socket.socket, listener: socket.socket, spec: ModelSpec, parent: int) -> None:
     """Entry point of the spawned process."""
     _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format=f"[utilserve worker {name} %(process)d] %(message)s")
+    logging.basicConfig(level=logging.INFO, format=f"[utilserve worker {spec.name} %(process)d] %(message)s")
     try:
-        model = import_target(target)()
+        model = import_target(spec.target)()
         model.setup()
     except Exception as exc:
-        logger.error("model %s: setup failed", name, exc_info=exc)
-        protocol.send(sock, ("failed", type(exc).__name__, str(exc), _pickled(exc)))
+        logger.error("model %s: setup failed", spec.name, exc_info=exc)
+        protocol.send(control, ("failed", type(exc).__name__, str(exc), _pickled(exc)))
         return
-    protocol.send(sock, ("ready", os.getpid()))
+    protocol.send(control, ("ready", os.getpid()))
     try:
-        _serve(sock, model, name)
+        Server(spec, model, control, listener).serve()
     finally:
         try:
             model.teardown()
         except Exception:
-            logger.exception("model %s: teardown failed", name)
+            logger.exception("model %s: teardown failed", spec.name)
 
 
-def _serve(sock: socket.socket, model: Model, name: str) -> None:
-    reader = protocol.FrameReader(sock, exact=True)
-    while True:
-        try:
-            head, buffers = reader.read()
-        except (EOFError, OSError):
-            return
-        if head[0] == "stop":
-            return
-        items, failed = _decode(name, head[1], buffers)
-        outcomes = iter(run_batch(model, name, items) if items else [])
-        entries: list[Any] = []
-        out: list[protocol.Buffer] = []
-        for error in failed:
-            outcome: Outcome | HTTPError = error if error is not None else next(outcomes)
-            _encode(name, outcome, entries, out)
-        protocol.send(sock, ("done", entries), out)
-
-
-def _decode(
-    name: str, counts: list[int], buffers: list[protocol.Buffer]
-) -> tuple[list[BaseModel], list[HTTPError | None]]:
-    """The batch's items; an item that does not unpickle fails alone (``failed`` keeps the order)."""
-    items: list[BaseModel] = []
-    failed: list[HTTPError | None] = []
-    start = 0
-    for count in counts:
-        try:
-            items.append(protocol.unpack(buffers[start : start + count]))
-            failed.append(None)
-        except Exception as exc:  # noqa: BLE001 - one bad item must not fail its batch
-            failed.append(HTTPError(500, f"model {name}: could not decode the input ({type(exc).__name__})"))
-        start += count
-    return items, failed
-
-
-def _encode(name: str, outcome: Any, entries: list[Any], out: list[protocol.Buffer]) -> None:
-    if isinstance(outcome, HTTPError):
-        entries.append(protocol.error_tuple(outcome))
-        return
+def _hang_up(sock: socket.socket) -> None:
     try:
-        packed = protocol.pack(outcome)
-    except Exception as exc:  # noqa: BLE001 - an unpicklable output fails its item only
-        error = HTTPError(500, f"model {name}: could not send the output ({type(exc).__name__}: {exc})")
-        entries.append(protocol.error_tuple(error))
-        return
-    entries.append(len(packed))
-    out.extend(packed)
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _pickled(exc: BaseException) -> bytes | None:
@@ -129,14 +330,15 @@ def _die_with(parent: int) -> None:
 
 def cli(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m utilserve.pool.worker", description=__doc__)
-    parser.add_argument("--fd", type=int, required=True, help="the inherited socketpair end")
-    parser.add_argument("--target", required=True, help="the Model class as module:qualname")
-    parser.add_argument("--name", required=True, help="the model's name, for logs and errors")
+    parser.add_argument("--control", type=int, required=True, help="the inherited socketpair end")
+    parser.add_argument("--listen", type=int, required=True, help="the inherited listening socket")
+    parser.add_argument("--spec", required=True, help="the model's ModelSpec as JSON")
     parser.add_argument("--parent", type=int, required=True, help="the supervisor's pid")
     parser.add_argument("--sys-path", default="[]", help="JSON list of the supervisor's import paths")
     args = parser.parse_args(argv)
     adopt_import_path(args.sys_path)
-    main(socket.socket(fileno=args.fd), args.target, args.name, args.parent)
+    spec = ModelSpec(**json.loads(args.spec))
+    main(socket.socket(fileno=args.control), socket.socket(fileno=args.listen), spec, args.parent)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,163 @@
+"""One web process's connection to one model worker, multiplexed by request id.
+
+Callers write ``submit`` frames under a lock and get a future; a reader
+thread resolves the futures as answers arrive (a batch's answers arrive in
+one write). A cancelled future sends ``cancel``, so a queued item leaves
+the worker's queue. When the connection closes, because the worker died or
+stopped, every future still in flight fails at once with 503 and
+``Retry-After``: no request waits for a worker that is gone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from functools import partial
+from typing import Any
+
+from ..api.errors import HTTPError
+from . import protocol
+from .batcher import RETRY_AFTER
+
+
+class Channel:
+    """Items of model ``name`` to its worker process ``pid``; ``closed(self)`` is called once it is gone."""
+
+    def __init__(self, name: str, pid: int, path: str, sock: socket.socket, closed: Callable[[Channel], None]) -> None:
+        self.name = name
+        self.pid = pid
+        self.path = path
+        self._sock = sock
+        self._closed = closed
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._pending: dict[int, Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._gone = False
+        self._thread = threading.Thread(target=self._read, name=f"utilserve-channel-{name}", daemon=True)
+
+    @property
+    def load(self) -> int:
+        """Items of this process in flight on this channel."""
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, timeout_s: float, payload: list[protocol.Buffer]) -> Future[Any]:
+        future: Future[Any] = Future()
+        rid = self._enter(future)
+        future.add_done_callback(partial(self._on_done, rid))
+        self._send(("submit", rid, timeout_s), payload)
+        return future
+
+    def ping(self, timeout: float) -> bool:
+        """A round trip to the worker; False if no answer came within ``timeout``."""
+        future: Future[Any] = Future()
+        rid = self._enter(future)
+        self._send(("ping", rid))
+        try:
+            future.result(timeout)
+        except Exception:  # noqa: BLE001 - any failure means no answer
+            return False
+        finally:
+            with self._lock:
+                self._pending.pop(rid, None)
+        return True
+
+    def close(self) -> None:
+        """Hang up; the reader thread then fails what is still in flight."""
+        _shut(self._sock)
+
+    def abandon(self) -> None:
+        """In a forked child: close this copy of the parent's socket, taking no lock."""
+        self._sock.close()
+
+    def _enter(self, future: Future[Any]) -> int:
+        rid = next(self._ids)
+        with self._lock:
+            if self._gone:
+                raise self._went_away()
+            self._pending[rid] = future
+        return rid
+
+    def _send(self, head: tuple[Any, ...], buffers: list[protocol.Buffer] | None = None) -> None:
+        """Write one frame; a failed write closes the channel, which fails the frame's future with the rest."""
+        try:
+            with self._send_lock:
+                protocol.send(self._sock, head, buffers or ())
+        except OSError:
+            _shut(self._sock)
+
+    def _read(self) -> None:
+        reader = protocol.FrameReader(self._sock)
+        try:
+            while True:
+                head, buffers = reader.read()
+                self._resolve(head[1], head[2], buffers)
+        except (EOFError, OSError):
+            pass
+        finally:
+            self._lost()
+
+    def _resolve(self, rid: int, error: protocol.ErrorTuple | None, buffers: list[protocol.Buffer]) -> None:
+        with self._lock:
+            future = self._pending.pop(rid, None)
+        if future is None:
+            return
+        if error is not None:
+            settle(future, exception=protocol.to_error(error))
+            return
+        try:
+            result = protocol.unpack(buffers) if buffers else None
+        except Exception as exc:  # noqa: BLE001 - an undecodable output fails its item
+            failure = HTTPError(500, f"model {self.name}: could not decode the output ({type(exc).__name__})")
+            settle(future, exception=failure)
+            return
+        settle(future, result=result)
+
+    def _lost(self) -> None:
+        with self._lock:
+            self._gone = True
+            pending, self._pending = self._pending, {}
+        with self._send_lock:
+            self._sock.close()
+        self._closed(self)
+        for future in pending.values():
+            settle(future, exception=self._went_away())
+
+    def _on_done(self, rid: int, future: Future[Any]) -> None:
+        if not future.cancelled():
+            return
+        with self._lock:
+            pending = self._pending.pop(rid, None) is not None
+        if pending:
+            self._send(("cancel", rid))
+
+    def _went_away(self) -> HTTPError:
+        return lost(self.name, f"its worker process {self.pid} went away while running this request")
+
+
+def lost(name: str, why: str) -> HTTPError:
+    return HTTPError(503, f"model {name}: {why}; retry", headers=dict(RETRY_AFTER))
+
+
+def settle(future: Future[Any], *, result: Any = None, exception: BaseException | None = None) -> None:
+    """Resolve ``future`` unless its caller already cancelled it."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
