@@ -4,8 +4,8 @@
                            [--parts ipc,throughput,memory] [--no-write]
 
 (a) IPC (bench/pool_ipc.py): round trips of one tiny item, one at a time,
-    from a bare socket echo up to the full path (web process -> supervisor
-    -> model worker and back); then large ``bytes`` inputs, out of band vs
+    from a bare socket echo up to the full path (web process -> model
+    worker and back); then large ``bytes`` inputs, out of band vs
     inside the pickle stream.
 (b) Throughput (bench/pool.py's harness and toy model, at most 3,200
     items/s): flask under ``gunicorn -c deploy/gunicorn.conf.py -w 4

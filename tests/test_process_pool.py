@@ -307,11 +307,44 @@ def test_stop_leaves_no_process_behind(pool: Any, log: Path, procs: Processes) -
     assert len(pids) == 3 and all(alive(pid) for pid in pids)
     assert socket_path.stat().st_mode & 0o777 == 0o600
     assert socket_path.parent.stat().st_mode & 0o777 == 0o700
+    endpoints = [Path(path) for _, path in inner(handle)._state().workers]
+    assert len(endpoints) == 2 and all(path.stat().st_mode & 0o777 == 0o600 for path in endpoints)
     assert handle.predict({"x": 1}).x == 1
     handle.stop(WAIT_S)
     wait_until(lambda: not any(alive(pid) for pid in pids), "every pool process to exit")
     assert len(events(log, "teardown")) == 2
     assert not socket_path.exists()
+    assert not any(path.exists() for path in endpoints)
+
+
+def test_a_web_process_spreads_its_items_over_the_workers(pool: Any) -> None:
+    handle = pool(Echo, workers=2)
+    with ThreadPoolExecutor(16) as threads:
+        answers = list(threads.map(lambda x: handle.predict({"x": x, "sleep_ms": 20}), range(64)))
+    assert [answer.x for answer in answers] == list(range(64))
+    assert {answer.worker for answer in answers} == set(inner(handle).worker_pids)
+
+
+def _queue_then_vanish(handle: ModelHandle, xs: list[int]) -> None:
+    """In a forked child: queue items behind the held one, make sure the worker has them, exit at once."""
+    futures = [inner(handle).submit(Item(x=x), WAIT_S) for x in xs]
+    ok = inner(handle)._link().sync(handle.name, WAIT_S) and not any(f.done() for f in futures)
+    os._exit(0 if ok else 1)
+
+
+def test_items_of_a_web_process_that_went_away_leave_the_queue(pool: Any, log: Path, tmp_path: Path) -> None:
+    handle = pool(Narrow)
+    hold = tmp_path / "hold"
+    held = hold_worker(handle, log, hold)
+    child = multiprocessing.get_context("fork").Process(target=_queue_then_vanish, args=(handle, [500, 501]))
+    child.start()
+    child.join(WAIT_S)
+    assert child.exitcode == 0, "the child's items were not queued behind the held one"
+    assert inner(handle)._link().sync(handle.name, WAIT_S), "a round trip after the child's end: the worker saw it"
+    queued = [inner(handle).submit(Item(x=x), WAIT_S) for x in (7, 8)]
+    hold.touch()
+    assert [outcome(f).x for f in (held, *queued)] == [-1, 7, 8], "the queue had room again: the child's items left it"
+    assert not {500, 501} & {x for e in events(log, "batch") for x in e["xs"]}
 
 
 def test_large_bytes_travel_without_copies_and_round_trip(pool: Any) -> None:

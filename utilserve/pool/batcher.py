@@ -150,10 +150,14 @@ class Batcher:
         self._expire(expired)
         return batch, max(0.0, due - now)
 
-    def finish(self, batch: Sequence[Item], outcomes: Sequence[Any]) -> None:
-        """Resolve each item's future: a ``BaseException`` fails it, anything else is its result."""
-        with self._cond:
-            self._free_since = monotonic()
+    def finish(self, batch: Sequence[Item], outcomes: Sequence[Any], busy: bool = False) -> None:
+        """Resolve each item's future: a ``BaseException`` fails it, anything else is its result.
+
+        ``busy``: the worker already runs its next batch, so it is not free now.
+        """
+        if not busy:
+            with self._cond:
+                self._free_since = monotonic()
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 item.future.set_exception(outcome)

@@ -1,4 +1,4 @@
-"""Framing and encoding for the process pool's sockets (client <-> supervisor <-> model worker).
+"""Framing and encoding for the process pool's sockets (web process <-> supervisor, web process <-> model worker).
 
 A frame is a small pickled *head* (a tuple naming the message) followed by
 zero or more *buffers* sent as they are::
@@ -10,16 +10,15 @@ Payloads (a model's ``Input`` or ``Output``) are pickled with protocol 5;
 pickle already hands out of band (``bytearray``, numpy arrays), leave the
 pickle stream as separate buffers. Along the way a large input is copied
 only by the kernel: :func:`send` passes the caller's own memory to
-``socket.sendmsg``; the supervisor receives each large buffer straight
-into memory of its own and forwards it to a model worker undecoded; the
-worker receives it as the very ``bytes`` object the model gets (see
-:class:`FrameReader`). bench/pool_ipc.py measures the gain over pickling
+``socket.sendmsg``, and the model worker receives it as the very ``bytes``
+object the model gets (see :class:`FrameReader`). bench/pool_ipc.py measures the gain over pickling
 the bytes in band.
 
 Why pickle is acceptable here: every socket of the pool is a Unix socket
-with mode 0600 (the supervisor's in a 0700 directory owned by the user, the
-worker's an anonymous socketpair), so only the user's own processes can
-connect, and they can already run any code as that user.
+with mode 0600 in a directory owned by the user (the supervisor's and the
+model workers' listening sockets; a model worker's control socket is an
+anonymous socketpair), so only the user's own processes can connect, and
+they can already run any code as that user.
 """
 
 from __future__ import annotations

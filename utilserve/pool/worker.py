@@ -42,14 +42,13 @@ import signal
 import socket
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from functools import partial
 from time import monotonic
 from typing import Any
-
-from pydantic import BaseModel
 
 from ..api.errors import HTTPError
 from . import protocol
@@ -143,6 +142,7 @@ class Server:
         self._connections: set[Connection] = set()
         self._polling = threading.Lock()
         self._running = False
+        self._answering: deque[tuple[list[Item], list[Any]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
 
     def serve(self) -> None:
@@ -163,21 +163,42 @@ class Server:
         while True:
             with self._polling:
                 batch = self._poll()
+            while batch:
+                outcomes = run_batch(self.model, self.spec.name, [item.payload for item in batch])
+                batch = self._answer_and_take(batch, outcomes)
             if batch is None:
                 return
-            self._run(batch)
+
+    def _answer_and_take(self, done: list[Item], outcomes: list[Any]) -> list[Item] | None:
+        """Answer a finished batch and take the next if it is due already, else free the model.
+
+        Under saturation the next batch starts at once and the poller writes
+        the answers meanwhile, so the model does not idle while they go out;
+        otherwise this thread answers, with no hand-off.
+        """
+        batch, _ = self.batcher.take_due()
+        if batch:
+            self._answering.append((done, outcomes))
+        else:
+            self._answer(done, outcomes, busy=False)
+            self._running = False
+        os.write(self._wake_w, b"x")
+        return batch
+
+    def _answer(self, batch: list[Item], outcomes: list[Any], busy: bool) -> None:
+        with answers_per_connection():
+            self.batcher.finish(batch, [_encode(self.spec.name, outcome) for outcome in outcomes], busy=busy)
 
     def _poll(self) -> list[Item] | None:
         """Read the sockets until a batch is due while the model is free, and take it; ``None`` once stopped."""
         while True:
+            while self._answering:
+                self._answer(*self._answering.popleft(), busy=True)
             wait = None
             if not self._running:
                 batch, wait = self.batcher.take_due()
-                if not batch:
-                    if batch is None:
-                        return None
-                else:
-                    self._running = True
+                if batch is None or batch:
+                    self._running = batch is not None
                     return batch
             for key, _ in self._selector.select(wait):
                 if key.fileobj is self._listener:
@@ -189,16 +210,6 @@ class Server:
                     os.read(self._wake_r, 512)
                 else:
                     self._read(key.data)
-
-    def _run(self, batch: list[Item]) -> None:
-        """Run one batch and write its answers; then have the poller look at the queue again."""
-        items, failed = _decode(self.spec.name, [item.payload for item in batch])
-        outcomes = iter(run_batch(self.model, self.spec.name, items) if items else [])
-        with answers_per_connection():
-            answers = [error if error is not None else _encode(self.spec.name, next(outcomes)) for error in failed]
-            self.batcher.finish(batch, answers)
-        self._running = False
-        os.write(self._wake_w, b"x")
 
     def _stop(self) -> None:
         """The supervisor said stop, or is gone: answer queued and new items 503; the running batch finishes."""
@@ -231,8 +242,15 @@ class Server:
             connection.send(("result", head[1], None))
 
     def _submit(self, connection: Connection, rid: int, timeout_s: float, payload: list[protocol.Buffer]) -> None:
+        """Decode and queue one item: the batch then starts with its items ready, and a bad one never joins it."""
         try:
-            future = self.batcher.submit(payload, monotonic() + timeout_s)
+            item = protocol.unpack(payload)
+        except Exception as exc:  # noqa: BLE001 - an undecodable item fails alone
+            error = HTTPError(500, f"model {self.spec.name}: could not decode the input ({type(exc).__name__})")
+            connection.send(("result", rid, protocol.error_tuple(error)))
+            return
+        try:
+            future = self.batcher.submit(item, monotonic() + timeout_s)
         except HTTPError as error:
             connection.send(("result", rid, protocol.error_tuple(error)))
             return
@@ -259,19 +277,6 @@ def _answer(connection: Connection, rid: int, future: Future[Any]) -> None:
         connection.send(("result", rid, protocol.error_tuple(error)))
     else:
         connection.send(("result", rid, (500, f"pool error: {type(error).__name__}", None, {})))
-
-
-def _decode(name: str, payloads: list[list[protocol.Buffer]]) -> tuple[list[BaseModel], list[HTTPError | None]]:
-    """The batch's items; an item that does not unpickle fails alone (``failed`` keeps the order)."""
-    items: list[BaseModel] = []
-    failed: list[HTTPError | None] = []
-    for payload in payloads:
-        try:
-            items.append(protocol.unpack(payload))
-            failed.append(None)
-        except Exception as exc:  # noqa: BLE001 - one bad item must not fail its batch
-            failed.append(HTTPError(500, f"model {name}: could not decode the input ({type(exc).__name__})"))
-    return items, failed
 
 
 def _encode(name: str, outcome: Any) -> list[protocol.Buffer] | HTTPError:
