@@ -6,7 +6,10 @@
 - ``transport``: a ``ping`` from this process to the model worker and back
   over the pool's own channel (the one Unix-socket round trip a request pays).
 - ``pool``: one tiny item through ``ProcessPool`` (web process -> model
-  worker -> web process), one request at a time.
+  worker -> web process), one request at a time: as a blocking caller
+  (``call``, what ``predict`` and a WSGI handler use: the answer is read
+  in the caller's thread) and through a future (``submit``, what
+  ``apredict`` uses: a reader thread resolves it).
 - ``thread``: the same model on the in-process thread pool, for scale.
 - large inputs: a ``bytes`` field of 1, 8 and 32 MiB through the process
   pool, with the default out-of-band framing and with the threshold raised
@@ -63,6 +66,10 @@ def floor(rounds: int) -> list[float]:
         os.waitpid(child, 0)
 
 
+def quantiles(values: list[float]) -> tuple[float, float]:
+    return quantile(values, 0.5), quantile(values, 0.99)
+
+
 def small(rounds: int) -> list[tuple[str, float, float]]:
     bare = floor(rounds)
     rows = [("floor: bare socket echo to another process, no framing", quantile(bare, 0.5), quantile(bare, 0.99))]
@@ -74,11 +81,13 @@ def small(rounds: int) -> list[tuple[str, float, float]]:
         pool.submit(item, 10).result()
         ping = timings(lambda: link.sync(handle.name, 10), rounds)
         rows.append(("transport: ping, web process <-> model worker", quantile(ping, 0.5), quantile(ping, 0.99)))
-        full = timings(lambda: pool.submit(item, 10).result(), rounds)
-        rows.append(("pool: tiny item to the model worker and back", quantile(full, 0.5), quantile(full, 0.99)))
+        full = timings(lambda: pool.call(item, 10), rounds)
+        rows.append(("pool: tiny item to the model worker and back, blocking caller", *quantiles(full)))
+        future = timings(lambda: pool.submit(item, 10).result(), rounds)
+        rows.append(("pool: the same through a future (a reader thread resolves it)", *quantiles(future)))
     with ModelHandle(Echo, name="ipc-bench-thread", pool="thread") as handle:
-        thread = timings(lambda: handle._pool.submit(item, 10).result(), rounds)  # type: ignore[union-attr]
-        rows.append(("thread pool: same model in process", quantile(thread, 0.5), quantile(thread, 0.99)))
+        thread = timings(lambda: handle._pool.call(item, 10), rounds)  # type: ignore[union-attr]
+        rows.append(("thread pool: same model in process, blocking caller", *quantiles(thread)))
     return [(name, p50 * 1e6, p99 * 1e6) for name, p50, p99 in rows]
 
 

@@ -268,6 +268,7 @@ def test_a_worker_killed_mid_batch_fails_its_items_503_and_comes_back(
 ) -> None:
     handle = pool(Echo)
     (worker,) = inner(handle).worker_pids
+    assert handle.predict({"x": 1}).worker == worker, "this thread now holds a connection to the worker"
     held = hold_worker(handle, log, tmp_path / "never")
     os.kill(worker, signal.SIGKILL)
     error = outcome(held)
@@ -279,6 +280,23 @@ def test_a_worker_killed_mid_batch_fails_its_items_503_and_comes_back(
     answer = handle.predict({"x": 8})
     assert answer.x == 8 and answer.worker != worker
     procs.note(answer.worker)
+
+
+def test_a_blocking_caller_past_its_deadline_gets_504_and_its_item_leaves_the_queue(
+    pool: Any, log: Path, tmp_path: Path
+) -> None:
+    handle = pool(Narrow)
+    hold = tmp_path / "hold"
+    held = hold_worker(handle, log, hold)
+    with pytest.raises(HTTPError) as late:
+        handle.predict({"x": 55}, timeout=0.3)
+    assert (late.value.status, late.value.message) == (504, f"model {handle.name} did not answer within 0.3 s")
+    assert inner(handle)._link().sync(handle.name, WAIT_S), "a round trip after the caller gave up: the worker saw it"
+    queued = [inner(handle).submit(Item(x=x), WAIT_S) for x in (7, 8)]
+    hold.touch()
+    assert [outcome(f).x for f in (held, *queued)] == [-1, 7, 8], "the queue had room again: item 55 left it"
+    assert handle.predict({"x": 3}).x == 3, "the same thread, on a new connection"
+    assert 55 not in [x for e in events(log, "batch") for x in e["xs"]]
 
 
 def test_a_killed_supervisor_fails_requests_503_then_is_restarted(

@@ -36,6 +36,22 @@ class Pool(Protocol):
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
         """Queue a validated ``Input``; raise ``HTTPError(503)`` when not ready or full."""
 
+    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
+        """Submit and wait in this thread: the ``Output``; raise its ``HTTPError``, or ``TimeoutError``.
+
+        A pool whose answers reach a blocking caller faster without a future
+        does that here; the others :func:`wait` for :meth:`submit`'s future.
+        """
+
+
+def wait(future: Future[BaseModel], timeout_s: float) -> BaseModel:
+    """A submitted item's outcome; past ``timeout_s`` cancel it (a queued item leaves the queue) and raise ``TimeoutError``."""
+    try:
+        return future.result(timeout_s)
+    except TimeoutError:
+        future.cancel()
+        raise
+
 
 def load_failure(name: str, error: BaseException, what: str = "setup failed") -> RuntimeError:
     """What ``wait_ready`` raises once loading failed: the model, what failed and why, chained to the cause."""

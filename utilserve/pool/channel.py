@@ -1,18 +1,25 @@
-"""One web process's connection to one model worker, multiplexed by request id.
+"""A web process's connections to one model worker: a shared :class:`Channel`, and each thread's :class:`Direct`.
 
-Callers write ``submit`` frames under a lock and get a future; a reader
-thread resolves the futures as answers arrive (a batch's answers arrive in
-one write). A cancelled future sends ``cancel``, so a queued item leaves
-the worker's queue. When the connection closes, because the worker died or
-stopped, every future still in flight fails at once with 503 and
-``Retry-After``: no request waits for a worker that is gone.
+A channel is multiplexed by request id: callers write ``submit`` frames
+under a lock and get a future; a reader thread resolves the futures as
+answers arrive (a batch's answers arrive in one write). A cancelled future
+sends ``cancel``, so a queued item leaves the worker's queue. A direct
+connection belongs to one thread, which sends an item and reads the answer
+itself: a blocking caller then waits in its own ``recv``, with no reader
+thread to wake and hand the answer over.
+
+When a connection closes, because the worker died or stopped, what is in
+flight on it fails at once with 503 and ``Retry-After``: no request waits
+for a worker that is gone.
 """
 
 from __future__ import annotations
 
 import itertools
 import socket
+import struct
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from functools import partial
@@ -108,16 +115,12 @@ class Channel:
             future = self._pending.pop(rid, None)
         if future is None:
             return
-        if error is not None:
-            settle(future, exception=protocol.to_error(error))
-            return
         try:
-            result = protocol.unpack(buffers) if buffers else None
-        except Exception as exc:  # noqa: BLE001 - an undecodable output fails its item
-            failure = HTTPError(500, f"model {self.name}: could not decode the output ({type(exc).__name__})")
+            result = answer(self.name, error, buffers)
+        except HTTPError as failure:
             settle(future, exception=failure)
-            return
-        settle(future, result=result)
+        else:
+            settle(future, result=result)
 
     def _lost(self) -> None:
         with self._lock:
@@ -139,6 +142,77 @@ class Channel:
 
     def _went_away(self) -> HTTPError:
         return lost(self.name, f"its worker process {self.pid} went away while running this request")
+
+
+class Direct:
+    """One thread's own connection to worker ``pid`` of model ``name``: one item at a time, answered in this thread."""
+
+    def __init__(self, name: str, pid: int, sock: socket.socket) -> None:
+        self.name = name
+        self.pid = pid
+        self._sock = sock
+        self._reader = protocol.FrameReader(sock, size=4096)
+        self._ids = itertools.count(1)
+        self.closed = False
+
+    def call(self, timeout_s: float, payload: list[protocol.Buffer]) -> Any:
+        """Send one item and wait for its answer; ``TimeoutError`` after ``timeout_s``.
+
+        Raises ``BrokenPipeError`` when the item could not be sent (the
+        worker went away before it arrived: safe to send again elsewhere).
+        A timed-out or broken connection is closed, which also takes a
+        still-queued item out of the worker's queue.
+        """
+        rid = next(self._ids)
+        try:
+            protocol.send(self._sock, ("submit", rid, timeout_s), payload)
+        except OSError:
+            self.close()
+            raise BrokenPipeError from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                head, buffers = self._read_until(deadline)
+            except TimeoutError:
+                self.close()
+                raise
+            except (EOFError, OSError):
+                self.close()
+                raise lost(self.name, f"its worker process {self.pid} went away while running this request") from None
+            if head[1] == rid:
+                return answer(self.name, head[2], buffers)
+
+    def close(self) -> None:
+        self.closed = True
+        _shut(self._sock)
+        self._sock.close()
+
+    def abandon(self) -> None:
+        """In a forked child: close this copy of the parent's socket."""
+        self._sock.close()
+
+    def _read_until(self, deadline: float) -> tuple[tuple[Any, ...], list[protocol.Buffer]]:
+        """The next frame, waiting until ``deadline`` at most (a kernel receive timeout: no extra poll)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        seconds = int(remaining)
+        timeval = struct.pack("ll", seconds, int((remaining - seconds) * 1e6) or 1)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        try:
+            return self._reader.read()
+        except BlockingIOError:
+            raise TimeoutError from None
+
+
+def answer(name: str, error: protocol.ErrorTuple | None, buffers: list[protocol.Buffer]) -> Any:
+    """A worker's answer: the ``Output`` it holds; raises its ``HTTPError``, or a 500 if it does not decode."""
+    if error is not None:
+        raise protocol.to_error(error)
+    try:
+        return protocol.unpack(buffers) if buffers else None
+    except Exception as exc:  # noqa: BLE001 - an undecodable output fails its item
+        raise HTTPError(500, f"model {name}: could not decode the output ({type(exc).__name__})") from None
 
 
 def lost(name: str, why: str) -> HTTPError:

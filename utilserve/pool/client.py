@@ -1,18 +1,16 @@
-"""The web-process side of the process pool: a control link to the supervisor, data channels to the workers.
+"""The web-process side of the process pool: a control link to the supervisor; items go straight to the workers.
 
 Every ``ProcessPool`` in a process that meets the same supervisor shares one
 :class:`Link`: a connection on which the supervisor pushes each model's
 status, including where its workers listen. Items go straight to a model
-worker over a :class:`Channel`, one multiplexed connection per worker and
-process: callers write ``submit`` frames under a lock and get a future; a
-reader thread resolves futures by request id. Everything is tied to the
-process that made it: after a fork (a gunicorn or uWSGI worker), the
-child builds its own link and channels on first use.
+worker (see :mod:`.dispatch`). Everything is tied to the process that made
+it: after a fork (a gunicorn or uWSGI worker), the child builds its own
+link and connections on first use.
 
-When a channel closes (its worker died or stopped), every future in flight
-on it fails at once with 503 and ``Retry-After``. When the control link is
-lost, its reader thread reconnects; if nobody listens and this process may
-start a supervisor, it starts one (see :mod:`.launch`).
+When a connection to a worker closes (the worker died or stopped), what is
+in flight on it fails at once with 503 and ``Retry-After``. When the
+control link is lost, its reader thread reconnects; if nobody listens and
+this process may start a supervisor, it starts one (see :mod:`.launch`).
 """
 
 from __future__ import annotations
@@ -34,7 +32,8 @@ from pydantic import BaseModel
 from ..api.errors import HTTPError
 from . import protocol
 from .batcher import RETRY_AFTER
-from .channel import Channel, lost, settle
+from .channel import settle
+from .dispatch import Dispatch, Workers
 from .launch import PoolUnavailable, connect, start_or_join
 from .rendezvous import Address, alive
 from .spec import ModelSpec
@@ -55,8 +54,7 @@ class ModelState:
     phase: str = "unknown"
     error: BaseException | None = None
     error_name: str = ""
-    workers: tuple[tuple[int, str], ...] = ()
-    """``(pid, socket path)`` of each model worker that is up."""
+    workers: Workers = ()
     supervisor: int = 0
 
     @classmethod
@@ -81,8 +79,7 @@ class Link:
         self._sock: socket.socket | None = None
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
-        self._channels: dict[str, Channel] = {}
-        self._turn = itertools.count()
+        self._dispatch = Dispatch()
         self._specs: dict[str, ModelSpec] = {}
         self._states: dict[str, ModelState] = {}
         self._problem = FIRST_CONNECT
@@ -132,45 +129,23 @@ class Link:
 
     def submit(self, name: str, item: BaseModel, timeout_s: float) -> Future[Any]:
         """Send one item to a worker of ``name``; the future resolves to its ``Output`` or an ``HTTPError``."""
+        return self._dispatch.submit(name, self._ready_workers(name, timeout_s), item, timeout_s)
+
+    def call(self, name: str, item: BaseModel, timeout_s: float) -> Any:
+        """Send one item to a worker of ``name`` and wait in this thread: its ``Output``, or raise."""
+        return self._dispatch.call(name, self._ready_workers(name, timeout_s), item, timeout_s)
+
+    def sync(self, name: str, timeout: float) -> bool:
+        """A round trip to each worker of ``name`` this process has sent items to: every item sent before is queued."""
+        return self._dispatch.sync(name, timeout)
+
+    def _ready_workers(self, name: str, timeout_s: float) -> Workers:
         state = self._states.get(name)
         if state is None:
             state = self.wait_state(name, self._heard_or_failed, min(timeout_s, CONNECT_WAIT_S))
         if state.phase != "ready" or not state.workers:
             raise self._not_ready(name, state)
-        payload = protocol.pack(item)
-        return self._channel(name, state.workers).submit(timeout_s, payload)
-
-    def sync(self, name: str, timeout: float) -> bool:
-        """A round trip to each worker of ``name`` this process has sent to: every item sent before is queued there."""
-        with self._lock:
-            channels = [c for c in self._channels.values() if c.name == name]
-        return all(channel.ping(timeout) for channel in channels)
-
-    def _channel(self, name: str, workers: tuple[tuple[int, str], ...]) -> Channel:
-        """The channel to the worker with the fewest of this process's items in flight (ties take turns)."""
-        turn = next(self._turn)
-        with self._lock:
-            order = [workers[(turn + i) % len(workers)] for i in range(len(workers))]
-            known = [(self._channels.get(path), pid, path) for pid, path in order]
-            channel, pid, path = min(known, key=lambda found: found[0].load if found[0] else 0)
-            if channel is not None:
-                return channel
-        try:
-            fresh = Channel(name, pid, path, connect(path), self._forget)
-        except OSError as exc:
-            raise lost(name, f"cannot reach its worker process {pid} ({type(exc).__name__})") from None
-        with self._lock:
-            channel = self._channels.setdefault(path, fresh)
-        if channel is fresh:
-            channel.start()
-        else:
-            fresh.close()
-        return channel
-
-    def _forget(self, channel: Channel) -> None:
-        with self._lock:
-            if self._channels.get(channel.path) is channel:
-                del self._channels[channel.path]
+        return state.workers
 
     def request(self, head: tuple[Any, ...], timeout: float) -> bool:
         """Send ``head`` with a fresh request id and wait for its answer; False if none came."""
@@ -203,12 +178,10 @@ class Link:
             self._closed = True
             self._exit_supervisor = exit_supervisor
             sock = self._sock
-            channels = list(self._channels.values())
             self._lock.notify_all()
         if sock is not None:
             self._hang_up(sock)
-        for channel in channels:
-            channel.close()
+        self._dispatch.close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if exit_supervisor and self._spawned is not None:
@@ -221,8 +194,7 @@ class Link:
         """In a forked child: close this copy of the parent's sockets, taking no lock."""
         if self._sock is not None:
             self._sock.close()
-        for channel in list(self._channels.values()):
-            channel.abandon()
+        self._dispatch.abandon()
 
     def _hang_up(self, sock: socket.socket) -> None:
         """End a connection of a closed link: ask the supervisor to exit (it then closes), or shut it down."""

@@ -101,11 +101,10 @@ class ModelHandle:
 
     def predict(self, item: Any, timeout: float | None = None) -> Any:
         """Run ``item`` (an ``Input`` or a dict) through the model and wait for its ``Output``."""
-        future, wait = self._submit(item, timeout)
+        pool, payload, wait = self._prepare(item, timeout)
         try:
-            return future.result(wait)
+            return pool.call(payload, wait)
         except TimeoutError:
-            future.cancel()
             raise self._timed_out(wait) from None
 
     async def apredict(self, item: Any, timeout: float | None = None) -> Any:
@@ -135,6 +134,11 @@ class ModelHandle:
         self.stop()
 
     def _submit(self, item: Any, timeout: float | None) -> tuple[Future[BaseModel], float]:
+        pool, payload, wait = self._prepare(item, timeout)
+        return pool.submit(payload, wait), wait
+
+    def _prepare(self, item: Any, timeout: float | None) -> tuple[Pool, BaseModel, float]:
+        """The pool, the validated item and its deadline in seconds, or the error the caller gets."""
         wait = self.model_cls.timeout_s if timeout is None else timeout
         if isinstance(wait, bool) or not isinstance(wait, int | float) or wait <= 0:
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
@@ -142,7 +146,7 @@ class ModelHandle:
         pool = self._pool
         if pool is None:
             raise HTTPError(503, f"model {self.name} is not ready", headers={"Retry-After": "1"})
-        return pool.submit(payload, wait), wait
+        return pool, payload, wait
 
     def _validate(self, item: Any) -> BaseModel:
         schema = self.model_cls.Input

@@ -95,10 +95,17 @@ class ProcessPool:
         return self.ready
 
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+        return self._live_link().submit(self.name, item, timeout_s)
+
+    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
+        """Over this thread's own connection to a worker: no reader thread between the answer and the caller."""
+        return self._live_link().call(self.name, item, timeout_s)  # type: ignore[no-any-return]
+
+    def _live_link(self) -> Link:
         if not self._started or self._stopped:
             why = " (shutting down)" if self._stopped else ""
             raise HTTPError(503, f"model {self.name} is not ready{why}", headers=dict(RETRY_AFTER))
-        return self._link().submit(self.name, item, timeout_s)
+        return self._link()
 
     def stop(self, timeout: float = 30.0) -> None:
         """The owner unloads the model (and ends the supervisor with its last pool); others just hang up."""

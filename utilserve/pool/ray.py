@@ -35,7 +35,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
 
 from ..api.errors import HTTPError
-from .base import load_failure
+from .base import load_failure, wait
 from .batcher import RETRY_AFTER
 from .model import Model
 from .ray_cluster import Cluster, acquire, host_lock, release
@@ -124,6 +124,9 @@ class RayPool:
             self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future
+
+    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
+        return wait(self.submit(item, timeout_s), timeout_s)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Refuse new items, let this process's requests finish (503 past ``timeout``), disconnect."""

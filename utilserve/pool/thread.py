@@ -15,7 +15,7 @@ from time import monotonic
 from pydantic import BaseModel
 
 from ..api.errors import HTTPError
-from .base import load_failure
+from .base import load_failure, wait
 from .batcher import RETRY_AFTER, Batcher
 from .model import Model
 from .outcome import run_batch
@@ -77,6 +77,9 @@ class ThreadPool:
                 503, f"model {self.name} is not ready{reason}", headers=dict(RETRY_AFTER)
             )
         return self._batcher.submit(item, monotonic() + timeout_s)
+
+    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
+        return wait(self.submit(item, timeout_s), timeout_s)
 
     def stop(self, timeout: float = 30.0) -> None:
         with self._lock:

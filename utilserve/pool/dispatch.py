@@ -1,0 +1,148 @@
+"""Which model worker gets an item, and over which connection.
+
+A web process sends each item to the worker of the model where it has the
+fewest items in flight (ties take turns). A blocking caller (a WSGI
+handler, ``ModelHandle.predict``) uses its thread's own :class:`Direct`
+connection; everything else (``apredict``, ``submit``) a :class:`Channel`
+the process shares per worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import weakref
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import protocol
+from .channel import Channel, Direct, lost
+from .launch import connect
+
+Workers = tuple[tuple[int, str], ...]
+"""``(pid, socket path)`` of each worker of a model that is up."""
+
+
+class Dispatch:
+    """This process's connections to the model workers of one supervisor."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channels: dict[str, Channel] = {}
+        self._directs: weakref.WeakSet[Direct] = weakref.WeakSet()
+        self._local = threading.local()
+        self._in_flight: Counter[str] = Counter()
+        self._turn = itertools.count()
+
+    def submit(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Future[Any]:
+        """Send ``item`` to a worker over its shared channel; the future resolves to the ``Output`` or an ``HTTPError``."""
+        payload = protocol.pack(item)
+        pid, path = self._pick(workers)
+        self._count(path, 1)
+        try:
+            future = self._channel(name, pid, path).submit(timeout_s, payload)
+        except BaseException:
+            self._count(path, -1)
+            raise
+        future.add_done_callback(lambda _: self._count(path, -1))
+        return future
+
+    def call(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Any:
+        """Send ``item`` to a worker over this thread's own connection and wait for the answer.
+
+        An item that could not be sent because the worker's connection was
+        closed (the worker restarted since this thread last used it) is
+        sent once more over a new connection.
+        """
+        payload = protocol.pack(item)
+        pid, path = self._pick(workers)
+        with self._counted(path):
+            try:
+                return self._direct(name, pid, path).call(timeout_s, payload)
+            except BrokenPipeError:
+                pass
+            try:
+                return self._direct(name, pid, path).call(timeout_s, payload)
+            except BrokenPipeError:
+                raise lost(name, f"cannot reach its worker process {pid}") from None
+
+    def sync(self, name: str, timeout: float) -> bool:
+        """A round trip over each channel of ``name``: every item sent on them before is queued in its worker."""
+        with self._lock:
+            channels = [channel for channel in self._channels.values() if channel.name == name]
+        return all(channel.ping(timeout) for channel in channels)
+
+    def close(self) -> None:
+        """Hang up every connection; what is in flight on them fails with 503."""
+        with self._lock:
+            connections = [*self._channels.values(), *self._directs]
+        for connection in connections:
+            connection.close()
+
+    def abandon(self) -> None:
+        """In a forked child: close this copy of the parent's sockets, taking no lock."""
+        for connection in [*self._channels.values(), *self._directs]:
+            connection.abandon()
+
+    def _pick(self, workers: Workers) -> tuple[int, str]:
+        turn = next(self._turn)
+        order = [workers[(turn + i) % len(workers)] for i in range(len(workers))]
+        return min(order, key=lambda worker: self._in_flight[worker[1]])
+
+    def _count(self, path: str, change: int) -> None:
+        with self._lock:
+            self._in_flight[path] += change
+
+    @contextmanager
+    def _counted(self, path: str) -> Iterator[None]:
+        self._count(path, 1)
+        try:
+            yield
+        finally:
+            self._count(path, -1)
+
+    def _channel(self, name: str, pid: int, path: str) -> Channel:
+        with self._lock:
+            channel = self._channels.get(path)
+        if channel is not None and channel.pid == pid:
+            return channel
+        fresh = Channel(name, pid, path, _connect(name, pid, path), self._forget)
+        with self._lock:
+            channel = self._channels.get(path)
+            if channel is None or channel.pid != pid:
+                self._channels[path] = channel = fresh
+        if channel is fresh:
+            channel.start()
+        else:
+            fresh.close()
+        return channel
+
+    def _forget(self, channel: Channel) -> None:
+        with self._lock:
+            if self._channels.get(channel.path) is channel:
+                del self._channels[channel.path]
+
+    def _direct(self, name: str, pid: int, path: str) -> Direct:
+        """This thread's connection to the worker at ``path``: a new one after the worker there changed or it closed."""
+        mine: dict[str, Direct] = self._local.__dict__.setdefault("directs", {})
+        direct = mine.get(path)
+        if direct is None or direct.closed or direct.pid != pid:
+            if direct is not None:
+                direct.close()
+            direct = mine[path] = Direct(name, pid, _connect(name, pid, path))
+            with self._lock:
+                self._directs.add(direct)
+        return direct
+
+
+def _connect(name: str, pid: int, path: str) -> socket.socket:
+    try:
+        return connect(path)
+    except OSError as exc:
+        raise lost(name, f"cannot reach its worker process {pid} ({type(exc).__name__})") from None
