@@ -34,7 +34,7 @@ from utilserve.api.errors import HTTPError
 from utilserve.pool import ModelHandle, protocol
 from utilserve.pool.process import ProcessPool
 
-from .apps.shared_models import Blob, Broken, Echo, Item, Measure, Narrow, Picky
+from .apps.shared_models import Blob, Broken, Echo, Item, Measure, Narrow, Picky, Quitter
 from .servers import BIN, ROOT, Server, free_port
 
 WAIT_S = 60.0
@@ -279,6 +279,20 @@ def test_a_worker_killed_mid_batch_fails_its_items_503_and_comes_back(
     assert handle.wait_ready(WAIT_S)
     answer = handle.predict({"x": 8})
     assert answer.x == 8 and answer.worker != worker
+    procs.note(answer.worker)
+
+
+def test_a_model_raising_past_exception_ends_its_worker_which_comes_back(pool: Any, log: Path, procs: Processes) -> None:
+    handle = pool(Quitter)
+    (worker,) = inner(handle).worker_pids
+    with pytest.raises(HTTPError) as quit_:
+        handle.predict({"x": -1})
+    assert quit_.value.status == 503 and quit_.value.headers == {"Retry-After": "1"}
+    assert quit_.value.message == f"model {handle.name}: its worker process {worker} went away while running this request; retry"
+    wait_until(lambda: len(events(log, "setup")) == 2, "the worker to restart")
+    assert handle.wait_ready(WAIT_S)
+    answer = handle.predict({"x": 4})
+    assert answer.x == 4 and answer.worker != worker
     procs.note(answer.worker)
 
 

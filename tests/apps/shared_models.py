@@ -89,6 +89,15 @@ class Narrow(Echo):
     max_queue = 2
 
 
+class Quitter(Echo):
+    """Raises ``SystemExit`` (past ``Exception``) for a negative item."""
+
+    def predict(self, batch: list[Item]) -> list[Answer]:
+        if any(item.x < 0 for item in batch):
+            raise SystemExit("quitting")
+        return super().predict(batch)
+
+
 class TooBig(Exception):
     pass
 

@@ -150,14 +150,26 @@ class Server:
         self._listener.setblocking(False)
         for source in (self._listener, self._control, self._wake_r):
             self._selector.register(source, selectors.EVENT_READ, None)
-        other = threading.Thread(target=self._take_turns, name="utilserve-worker-turns", daemon=True)
+        other = threading.Thread(target=self._take_turns_or_exit, name="utilserve-worker-turns", daemon=True)
         other.start()
-        self._take_turns()
+        self._take_turns_or_exit()
         other.join()
         for connection in list(self._connections):
             connection.close()
         self._selector.close()
         self._listener.close()
+
+    def _take_turns_or_exit(self) -> None:
+        """Take turns; a model raising past ``Exception`` (``SystemExit``...) ends the process.
+
+        Its web processes then see their connections close and answer 503,
+        and the supervisor starts a new worker.
+        """
+        try:
+            self._take_turns()
+        except BaseException:
+            logger.exception("model %s: the worker cannot go on", self.spec.name)
+            os._exit(70)
 
     def _take_turns(self) -> None:
         while True:
