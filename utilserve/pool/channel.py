@@ -67,13 +67,10 @@ class Channel:
         rid = self._enter(future)
         self._send(("ping", rid))
         try:
-            future.result(timeout)
-        except Exception:  # noqa: BLE001 - any failure means no answer
-            return False
+            return answered(future, timeout)
         finally:
             with self._lock:
                 self._pending.pop(rid, None)
-        return True
 
     def close(self) -> None:
         """Hang up; the reader thread then fails what is still in flight."""
@@ -213,6 +210,15 @@ def answer(name: str, error: protocol.ErrorTuple | None, buffers: list[protocol.
         return protocol.unpack(buffers) if buffers else None
     except Exception as exc:  # noqa: BLE001 - an undecodable output fails its item
         raise HTTPError(500, f"model {name}: could not decode the output ({type(exc).__name__})") from None
+
+
+def answered(future: Future[Any], timeout: float) -> bool:
+    """Whether ``future`` resolved without an error within ``timeout``."""
+    try:
+        future.result(timeout)
+    except Exception:  # noqa: BLE001 - any failure means no answer
+        return False
+    return True
 
 
 def lost(name: str, why: str) -> HTTPError:

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from ..api.errors import HTTPError
 from . import protocol
 from .batcher import RETRY_AFTER
-from .channel import settle
+from .channel import answered, settle
 from .dispatch import Dispatch, Workers
 from .launch import PoolUnavailable, connect, start_or_join
 from .rendezvous import Address, alive
@@ -157,15 +157,10 @@ class Link:
                 return False
             self._pending[rid] = future
         try:
-            if not self._send(sock, (head[0], rid, *head[1:])):
-                return False
-            future.result(timeout)
-        except Exception:  # noqa: BLE001 - any failure means no answer
-            return False
+            return self._send(sock, (head[0], rid, *head[1:])) and answered(future, timeout)
         finally:
             with self._lock:
                 self._pending.pop(rid, None)
-        return True
 
     def close(self, exit_supervisor: bool = False, timeout: float = 30.0) -> None:
         """Stop reconnecting and hang up; with ``exit_supervisor`` (the owner only) end the supervisor too.
