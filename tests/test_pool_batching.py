@@ -112,3 +112,47 @@ def test_a_full_batch_goes_without_waiting() -> None:
     batcher.close(HTTPError(503))
     refused = futures[4].exception(0)
     assert isinstance(refused, HTTPError) and refused.status == 503
+
+
+def test_full_batch_takes_only_a_full_batch_and_never_waits() -> None:
+    """What a process-pool worker takes before answering the last batch: a full one, or nothing."""
+    batcher = Batcher("early", max_batch_size=3, max_wait_ms=0.001, max_queue=8, idle_gap_ms=0.001)
+    futures = [batcher.submit(x, time.monotonic() + WAIT_S) for x in range(5)]
+    assert [item.payload for item in batcher.full_batch()] == [0, 1, 2]
+    time.sleep(0.01)
+    assert batcher.full_batch() == [], "two queued items are due (max_wait passed) but not a full batch"
+    late = batcher.submit(9, time.monotonic() - 1)
+    batch = batcher.full_batch()
+    assert [item.payload for item in batch] == [3, 4], "three queued: taken, less the one past its deadline"
+    assert isinstance(late.exception(0), HTTPError) and late.exception(0).status == 504
+    assert not any(future.done() for future in futures)
+    batcher.close(HTTPError(503))
+
+
+def test_take_due_answers_at_once_with_the_batch_or_how_long_to_wait() -> None:
+    """What a process-pool worker polls: never blocks; the same rules as ``next_batch``."""
+    batcher = Batcher("polled", max_batch_size=4, max_wait_ms=50, max_queue=8, idle_gap_ms=50)
+    assert batcher.take_due() == ([], None), "nothing queued: nothing to wait for"
+    first = batcher.submit(1, time.monotonic() + WAIT_S)
+    batch, wait = batcher.take_due()
+    assert batch == [] and wait is not None and 0 < wait <= 0.05, "the first item waits for company, at most the gap"
+    time.sleep(wait)
+    batch, _ = batcher.take_due()
+    assert batch is not None and [item.payload for item in batch] == [1]
+    batcher.finish(batch, [10])
+    lone = batcher.submit(6, time.monotonic() + WAIT_S)
+    batch, wait = batcher.take_due()
+    assert batch is not None and [item.payload for item in batch] == [6] and wait == 0.0, "a lone request goes at once"
+    batcher.finish(batch, [60])
+    assert (first.result(0), lone.result(0)) == (10, 60)
+    futures = [batcher.submit(x, time.monotonic() + WAIT_S) for x in (2, 3)]
+    batch, wait = batcher.take_due()
+    assert batch == [] and wait is not None and 0 < wait <= 0.05, "two items after a lone one gather first"
+    futures.append(batcher.submit(4, time.monotonic() + WAIT_S))
+    futures.append(batcher.submit(5, time.monotonic() + WAIT_S))
+    batch, wait = batcher.take_due()
+    assert batch is not None and [item.payload for item in batch] == [2, 3, 4, 5], "a full batch goes at once"
+    batcher.finish(batch, [20, 30, 40, 50])
+    assert [future.result(0) for future in futures] == [20, 30, 40, 50]
+    batcher.close(HTTPError(503))
+    assert batcher.take_due() == (None, None), "closed"

@@ -58,7 +58,7 @@ class Handler:
             return _respond(endpoint, request, result)
         except HTTPError as error:
             return Response.error(error)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any endpoint failure becomes the 500 of the error contract
             return self._internal_error(request, error)
 
     async def ahandle(self, request: Request) -> Response:
@@ -76,7 +76,7 @@ class Handler:
             return _respond(endpoint, request, result)
         except HTTPError as error:
             return Response.error(error)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any endpoint failure becomes the 500 of the error contract
             return self._internal_error(request, error)
 
     def owns(self, path: str) -> bool:

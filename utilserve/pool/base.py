@@ -40,11 +40,11 @@ class Pool(Protocol):
         """Submit and wait in this thread: the ``Output``; raise its ``HTTPError``, or ``TimeoutError``.
 
         A pool whose answers reach a blocking caller faster without a future
-        does that here; the others :func:`wait` for :meth:`submit`'s future.
+        does that here; the others :func:`result_within` for :meth:`submit`'s future.
         """
 
 
-def wait(future: Future[BaseModel], timeout_s: float) -> BaseModel:
+def result_within(future: Future[BaseModel], timeout_s: float) -> BaseModel:
     """A submitted item's outcome; past ``timeout_s`` cancel it (a queued item leaves the queue) and raise ``TimeoutError``."""
     try:
         return future.result(timeout_s)

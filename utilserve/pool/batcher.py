@@ -2,8 +2,9 @@
 
 Callers :meth:`Batcher.submit` items and get a ``concurrent.futures.Future``;
 workers loop on :meth:`Batcher.next_batch` and :meth:`Batcher.finish`. The
-thread pool calls these from its worker threads; a process-pool worker
-submits from its I/O thread and runs batches on its main thread.
+thread pool calls these from its worker threads; a process-pool worker,
+which waits on its sockets rather than on the queue, calls
+:meth:`Batcher.take_due` and :meth:`Batcher.full_batch` instead.
 
 When a batch goes (checked whenever an item arrives or a wait runs out):
 
@@ -130,12 +131,34 @@ class Batcher:
                 if batch is None or batch:
                     return batch
 
+    def full_batch(self) -> list[Item]:
+        """The next batch if ``max_batch_size`` items are queued (less any past their deadline), else ``[]``.
+
+        Never waits. A process-pool worker takes its next batch with this
+        before answering the last one, so that under saturation the model
+        does not idle while answers go out; it then passes ``busy=True`` to
+        :meth:`finish`. A batch that is not full is left to gather.
+        """
+        if not self._gathering.acquire(blocking=False):
+            return []
+        try:
+            expired: list[Item] = []
+            with self._cond:
+                full = self._closed is None and len(self._queue) >= self._max_batch
+                batch = self._take(monotonic(), expired) if full else []
+            self._expire(expired)
+            return batch
+        finally:
+            self._gathering.release()
+
     def take_due(self) -> tuple[list[Item] | None, float | None]:
         """:meth:`next_batch` without blocking, for a worker that waits on its own sockets.
 
         Returns the batch due now (``[]`` if none is; ``None`` once closed)
         and the seconds until one is due (``None``: nothing is queued). The
-        caller's model must be free: waits count from when it became free.
+        caller's model must be free (waits count from when it became free),
+        and the caller serialises its calls: they skip the gathering turn
+        that :meth:`next_batch` takes.
         """
         expired: list[Item] = []
         with self._cond:

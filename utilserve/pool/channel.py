@@ -44,12 +44,8 @@ class Channel:
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
         self._gone = False
+        self.hung_up = False
         self._thread = threading.Thread(target=self._read, name=f"utilserve-channel-{name}", daemon=True)
-
-    @property
-    def load(self) -> int:
-        """Items of this process in flight on this channel."""
-        return len(self._pending)
 
     def start(self) -> None:
         self._thread.start()
@@ -64,7 +60,10 @@ class Channel:
     def ping(self, timeout: float) -> bool:
         """A round trip to the worker; False if no answer came within ``timeout``."""
         future: Future[Any] = Future()
-        rid = self._enter(future)
+        try:
+            rid = self._enter(future)
+        except HTTPError:
+            return False
         self._send(("ping", rid))
         try:
             return answered(future, timeout)
@@ -74,6 +73,7 @@ class Channel:
 
     def close(self) -> None:
         """Hang up; the reader thread then fails what is still in flight."""
+        self.hung_up = True
         _shut(self._sock)
 
     def abandon(self) -> None:
@@ -138,50 +138,62 @@ class Channel:
             self._send(("cancel", rid))
 
     def _went_away(self) -> HTTPError:
+        if self.hung_up:
+            return lost(self.name, "this process closed its connection to the worker")
         return lost(self.name, f"its worker process {self.pid} went away while running this request")
 
 
 class Direct:
-    """One thread's own connection to worker ``pid`` of model ``name``: one item at a time, answered in this thread."""
+    """One thread's own connection to worker ``pid`` of model ``name``: one item at a time, answered in this thread.
 
-    def __init__(self, name: str, pid: int, sock: socket.socket) -> None:
+    ``went_away(pid, path)`` is told when the worker closed the connection.
+    """
+
+    def __init__(
+        self, name: str, pid: int, path: str, sock: socket.socket, went_away: Callable[[int, str], None]
+    ) -> None:
         self.name = name
         self.pid = pid
+        self.path = path
         self._sock = sock
         self._reader = protocol.FrameReader(sock, size=4096)
+        self._went_away = went_away
         self._ids = itertools.count(1)
         self.closed = False
 
     def call(self, timeout_s: float, payload: list[protocol.Buffer]) -> Any:
         """Send one item and wait for its answer; ``TimeoutError`` after ``timeout_s``.
 
-        Raises ``BrokenPipeError`` when the item could not be sent (the
-        worker went away before it arrived: safe to send again elsewhere).
         A timed-out or broken connection is closed, which also takes a
         still-queued item out of the worker's queue.
         """
+        deadline = time.monotonic() + timeout_s
         rid = next(self._ids)
         try:
             protocol.send(self._sock, ("submit", rid, timeout_s), payload)
-        except OSError:
-            self.close()
-            raise BrokenPipeError from None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
+            while True:
                 head, buffers = self._read_until(deadline)
-            except TimeoutError:
-                self.close()
-                raise
-            except (EOFError, OSError):
-                self.close()
-                raise lost(self.name, f"its worker process {self.pid} went away while running this request") from None
-            if head[1] == rid:
-                return answer(self.name, head[2], buffers)
+                if head[1] == rid:
+                    return answer(self.name, head[2], buffers)
+        except TimeoutError:
+            self.discard()
+            raise
+        except (EOFError, OSError):
+            hung_up = self.closed
+            self.discard()
+            if hung_up:
+                raise lost(self.name, "this process closed its connection to the worker") from None
+            self._went_away(self.pid, self.path)
+            raise lost(self.name, f"its worker process {self.pid} went away while running this request") from None
 
     def close(self) -> None:
+        """Hang up, from any thread: a call waiting on it fails with 503, and the owning thread closes the socket."""
         self.closed = True
         _shut(self._sock)
+
+    def discard(self) -> None:
+        """Hang up and close the socket: only the owning thread, which no other call of it can be using."""
+        self.close()
         self._sock.close()
 
     def abandon(self) -> None:

@@ -136,7 +136,7 @@ class Link:
         return self._dispatch.call(name, self._ready_workers(name, timeout_s), item, timeout_s)
 
     def sync(self, name: str, timeout: float) -> bool:
-        """A round trip to each worker of ``name`` this process has sent items to: every item sent before is queued."""
+        """A round trip over each shared channel of ``name``: every item sent on them before is queued in its worker."""
         return self._dispatch.sync(name, timeout)
 
     def _ready_workers(self, name: str, timeout_s: float) -> Workers:

@@ -5,6 +5,11 @@ fewest items in flight (ties take turns). A blocking caller (a WSGI
 handler, ``ModelHandle.predict``) uses its thread's own :class:`Direct`
 connection; everything else (``apredict``, ``submit``) a :class:`Channel`
 the process shares per worker.
+
+A worker whose connection closed is not sent to again until the
+supervisor publishes its successor: items for it fail at once with 503
+instead of waiting in the listening socket for a worker that may take
+seconds to load, or never come back.
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ class Dispatch:
         self._directs: weakref.WeakSet[Direct] = weakref.WeakSet()
         self._local = threading.local()
         self._in_flight: Counter[str] = Counter()
+        self._gone: dict[str, int] = {}
         self._turn = itertools.count()
 
     def submit(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Future[Any]:
         """Send ``item`` to a worker over its shared channel; the future resolves to the ``Output`` or an ``HTTPError``."""
         payload = protocol.pack(item)
-        pid, path = self._pick(workers)
+        pid, path = self._pick(name, workers)
         self._count(path, 1)
         try:
             future = self._channel(name, pid, path).submit(timeout_s, payload)
@@ -54,26 +60,14 @@ class Dispatch:
         return future
 
     def call(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Any:
-        """Send ``item`` to a worker over this thread's own connection and wait for the answer.
-
-        An item that could not be sent because the worker's connection was
-        closed (the worker restarted since this thread last used it) is
-        sent once more over a new connection.
-        """
+        """Send ``item`` to a worker over this thread's own connection and wait for the answer."""
         payload = protocol.pack(item)
-        pid, path = self._pick(workers)
+        pid, path = self._pick(name, workers)
         with self._counted(path):
-            try:
-                return self._direct(name, pid, path).call(timeout_s, payload)
-            except BrokenPipeError:
-                pass
-            try:
-                return self._direct(name, pid, path).call(timeout_s, payload)
-            except BrokenPipeError:
-                raise lost(name, f"cannot reach its worker process {pid}") from None
+            return self._direct(name, pid, path).call(timeout_s, payload)
 
     def sync(self, name: str, timeout: float) -> bool:
-        """A round trip over each channel of ``name``: every item sent on them before is queued in its worker."""
+        """A round trip over each shared channel of ``name``: every item sent on them before is queued in its worker."""
         with self._lock:
             channels = [channel for channel in self._channels.values() if channel.name == name]
         return all(channel.ping(timeout) for channel in channels)
@@ -90,9 +84,12 @@ class Dispatch:
         for connection in [*self._channels.values(), *self._directs]:
             connection.abandon()
 
-    def _pick(self, workers: Workers) -> tuple[int, str]:
+    def _pick(self, name: str, workers: Workers) -> tuple[int, str]:
         turn = next(self._turn)
-        order = [workers[(turn + i) % len(workers)] for i in range(len(workers))]
+        live = [(pid, path) for pid, path in workers if self._gone.get(path) != pid]
+        if not live:
+            raise lost(name, "its worker process went away; it is restarting")
+        order = [live[(turn + i) % len(live)] for i in range(len(live))]
         return min(order, key=lambda worker: self._in_flight[worker[1]])
 
     def _count(self, path: str, change: int) -> None:
@@ -107,38 +104,58 @@ class Dispatch:
         finally:
             self._count(path, -1)
 
+    def _went_away(self, pid: int, path: str) -> None:
+        with self._lock:
+            self._gone[path] = pid
+
     def _channel(self, name: str, pid: int, path: str) -> Channel:
+        """The shared channel to the worker at ``path``: a new one once a new worker listens there."""
         with self._lock:
             channel = self._channels.get(path)
         if channel is not None and channel.pid == pid:
             return channel
         fresh = Channel(name, pid, path, _connect(name, pid, path), self._forget)
         with self._lock:
-            channel = self._channels.get(path)
-            if channel is None or channel.pid != pid:
-                self._channels[path] = channel = fresh
-        if channel is fresh:
-            channel.start()
-        else:
+            replaced = self._channels.get(path)
+            if replaced is None or replaced.pid != pid:
+                self._channels[path] = fresh
+        if self._channels.get(path) is not fresh:
             fresh.close()
-        return channel
+            return self._channels[path]
+        fresh.start()
+        if replaced is not None:
+            replaced.close()
+        return fresh
 
     def _forget(self, channel: Channel) -> None:
+        """A channel closed: its worker is gone, unless this process hung up itself."""
         with self._lock:
             if self._channels.get(channel.path) is channel:
                 del self._channels[channel.path]
+            if not channel.hung_up:
+                self._gone[channel.path] = channel.pid
 
     def _direct(self, name: str, pid: int, path: str) -> Direct:
         """This thread's connection to the worker at ``path``: a new one after the worker there changed or it closed."""
-        mine: dict[str, Direct] = self._local.__dict__.setdefault("directs", {})
+        mine = self._local.__dict__.get("directs")
+        if mine is None:
+            mine = self._local.directs = _ThreadDirects()
         direct = mine.get(path)
         if direct is None or direct.closed or direct.pid != pid:
             if direct is not None:
-                direct.close()
-            direct = mine[path] = Direct(name, pid, _connect(name, pid, path))
+                direct.discard()
+            direct = mine[path] = Direct(name, pid, path, _connect(name, pid, path), self._went_away)
             with self._lock:
                 self._directs.add(direct)
         return direct
+
+
+class _ThreadDirects(dict[str, Direct]):
+    """One thread's direct connections, closed when the thread ends (``threading.local`` drops them then)."""
+
+    def __del__(self) -> None:
+        for direct in self.values():
+            direct.discard()
 
 
 def _connect(name: str, pid: int, path: str) -> socket.socket:

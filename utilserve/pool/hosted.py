@@ -150,6 +150,7 @@ class _Keeper:
 
     def _run(self) -> None:
         """Start workers until halted: exits on a clean stop or a failed first setup."""
+        _unlink(self.path)  # this supervisor owns the name; an old worker may still hold its socket
         try:
             listener = listen(self.path)
         except OSError as exc:

@@ -44,14 +44,19 @@ def start_or_join(path: str, lock_path: str, owner: int) -> tuple[socket.socket,
 
 
 def connect(path: str) -> socket.socket:
-    """A connection to the supervisor at ``path``; raises ``FileNotFoundError``/``ConnectionRefusedError`` if none listens."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    """A connection to the pool process (supervisor or model worker) listening at ``path``.
+
+    Raises ``FileNotFoundError``/``ConnectionRefusedError`` if none
+    listens. The send timeout is set first: it also bounds a ``connect``
+    that waits for room in a full listen queue.
+    """
+    sock = protocol.limit_sends(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
     try:
         sock.connect(path)
     except OSError:
         sock.close()
         raise
-    return protocol.limit_sends(sock)
+    return sock
 
 
 def _spawn(path: str, owner: int) -> subprocess.Popen[bytes]:

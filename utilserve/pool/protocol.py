@@ -202,6 +202,16 @@ def send_parts(sock: socket.socket, parts: Sequence[Buffer]) -> None:
             views[first] = views[first][sent:]
 
 
+def _leading_small(sizes: Sequence[int]) -> int:
+    """Bytes of the small buffers that open a frame, read in one go (a large one is received on its own)."""
+    total = 0
+    for size in sizes:
+        if size > SMALL_BUFFER:
+            break
+        total += size
+    return total
+
+
 def _large_buffer(size: int) -> bytearray | mmap.mmap:
     """Fresh memory for a large incoming buffer, in huge pages where the system allows.
 
@@ -225,8 +235,8 @@ class FrameReader:
     With ``exact`` it never reads past the frame it is parsing, so a large
     buffer still lies whole in the socket and arrives as a ``bytes`` object
     the kernel fills directly (``MSG_WAITALL``): a model worker hands the
-    model its input without copying it. That costs a few more ``recv``
-    calls per frame, which a worker (one frame per batch) can afford.
+    model its input without copying it. That costs three ``recv`` calls
+    for a small frame where one might do.
     """
 
     def __init__(self, sock: socket.socket, size: int = 256 * 1024, exact: bool = False) -> None:
@@ -238,10 +248,16 @@ class FrameReader:
         self._end = 0
 
     def read(self) -> tuple[tuple[Any, ...], list[Buffer]]:
-        """The next frame's head and buffers; ``EOFError`` when the peer closed."""
+        """The next frame's head and buffers; ``EOFError`` when the peer closed.
+
+        Sizes and head arrive together, then the small buffers before the
+        first large one: an exact read of a small frame takes three ``recv``.
+        """
         head_len, count = PREFIX.unpack(self._take(PREFIX.size))
+        self._fill(8 * count + head_len)
         sizes = struct.unpack(f"<{count}Q", self._take(8 * count)) if count else ()
         head = pickle.loads(self._take(head_len))
+        self._fill(_leading_small(sizes))
         return head, [self._buffer(size) for size in sizes]
 
     def _take(self, size: int) -> memoryview:

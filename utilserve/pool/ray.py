@@ -35,7 +35,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
 
 from ..api.errors import HTTPError
-from .base import load_failure, wait
+from .base import load_failure, result_within
 from .batcher import RETRY_AFTER
 from .model import Model
 from .ray_cluster import Cluster, acquire, host_lock, release
@@ -126,7 +126,7 @@ class RayPool:
         return future
 
     def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
-        return wait(self.submit(item, timeout_s), timeout_s)
+        return result_within(self.submit(item, timeout_s), timeout_s)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Refuse new items, let this process's requests finish (503 past ``timeout``), disconnect."""

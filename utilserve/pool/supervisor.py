@@ -155,8 +155,6 @@ class Supervisor:
     def _shutdown(self, listener: socket.socket, remove_directory: bool) -> None:
         listener.close()
         _unlink_if_ours(self.path, self._inode)
-        if remove_directory:
-            _remove_private_dir(self.path)
         with self._lock:
             self._closing = True
             models = list(self._models.values())
@@ -166,6 +164,8 @@ class Supervisor:
             stopper.start()
         for stopper in stoppers:
             stopper.join()
+        if remove_directory:
+            _remove_private_dir(self.path)
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -266,13 +266,21 @@ def _unlink_if_ours(path: str, inode: int) -> None:
 
 
 def _remove_private_dir(path: str) -> None:
-    """An owned pool's directory is done once the owner is gone or said so (its name holds the owner's pid)."""
-    directory = os.path.dirname(path)
-    for leftover in ("lock", os.path.basename(path)):
-        try:
-            os.unlink(os.path.join(directory, leftover))
-        except OSError:
-            pass
+    """An owned pool's directory is done once the owner is gone or said so (its name holds the owner's pid).
+
+    Its lock, and the sockets of the supervisor and its workers (named after it), go with it.
+    """
+    directory, name = os.path.split(path)
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for leftover in entries:
+        if leftover == "lock" or leftover.startswith(name):
+            try:
+                os.unlink(os.path.join(directory, leftover))
+            except OSError:
+                pass
     try:
         os.rmdir(directory)
     except OSError:

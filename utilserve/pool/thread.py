@@ -15,7 +15,7 @@ from time import monotonic
 from pydantic import BaseModel
 
 from ..api.errors import HTTPError
-from .base import load_failure, wait
+from .base import load_failure, result_within
 from .batcher import RETRY_AFTER, Batcher
 from .model import Model
 from .outcome import run_batch
@@ -79,7 +79,7 @@ class ThreadPool:
         return self._batcher.submit(item, monotonic() + timeout_s)
 
     def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
-        return wait(self.submit(item, timeout_s), timeout_s)
+        return result_within(self.submit(item, timeout_s), timeout_s)
 
     def stop(self, timeout: float = 30.0) -> None:
         with self._lock:

@@ -70,7 +70,7 @@ class Connection:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.reader = protocol.FrameReader(sock, exact=True)
+        self.reader = protocol.FrameReader(sock, size=4096, exact=True)
         self.pending: dict[int, Future[Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -144,6 +144,7 @@ class Server:
         self._running = False
         self._answering: deque[tuple[list[Item], list[Any]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
 
     def serve(self) -> None:
         """Serve until told to stop, then let the running batch finish and hang up on every web process."""
@@ -158,6 +159,8 @@ class Server:
             connection.close()
         self._selector.close()
         self._listener.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
     def _take_turns_or_exit(self) -> None:
         """Take turns; a model raising past ``Exception`` (``SystemExit``...) ends the process.
@@ -175,27 +178,35 @@ class Server:
         while True:
             with self._polling:
                 batch = self._poll()
+            if batch is None:
+                return
             while batch:
                 outcomes = run_batch(self.model, self.spec.name, [item.payload for item in batch])
                 batch = self._answer_and_take(batch, outcomes)
-            if batch is None:
-                return
 
-    def _answer_and_take(self, done: list[Item], outcomes: list[Any]) -> list[Item] | None:
-        """Answer a finished batch and take the next if it is due already, else free the model.
+    def _answer_and_take(self, done: list[Item], outcomes: list[Any]) -> list[Item]:
+        """Answer a finished batch and take the next if a full one waits, else free the model.
 
         Under saturation the next batch starts at once and the poller writes
         the answers meanwhile, so the model does not idle while they go out;
-        otherwise this thread answers, with no hand-off.
+        otherwise this thread answers, with no hand-off, and the poller
+        gathers the next batch by the batcher's rules.
         """
-        batch, _ = self.batcher.take_due()
+        batch = self.batcher.full_batch()
         if batch:
             self._answering.append((done, outcomes))
         else:
             self._answer(done, outcomes, busy=False)
             self._running = False
-        os.write(self._wake_w, b"x")
+        self._wake()
         return batch
+
+    def _wake(self) -> None:
+        """Have the poller look at the queue and the answers again (a full pipe already says so)."""
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
 
     def _answer(self, batch: list[Item], outcomes: list[Any], busy: bool) -> None:
         with answers_per_connection():
@@ -219,7 +230,7 @@ class Server:
                     self._selector.unregister(self._control)
                     self._stop()
                 elif key.fileobj is self._wake_r:
-                    os.read(self._wake_r, 512)
+                    os.read(self._wake_r, 4096)
                 else:
                     self._read(key.data)
 
@@ -241,6 +252,10 @@ class Server:
         try:
             head, buffers = connection.reader.read()
         except (EOFError, OSError):
+            self._drop(connection)
+            return
+        except Exception:
+            logger.exception("model %s: unreadable frame from a web process; dropping its connection", self.spec.name)
             self._drop(connection)
             return
         kind = head[0]
@@ -267,7 +282,7 @@ class Server:
             connection.send(("result", rid, protocol.error_tuple(error)))
             return
         connection.pending[rid] = future
-        future.add_done_callback(partial(_answer, connection, rid))
+        future.add_done_callback(partial(_reply, connection, rid))
 
     def _drop(self, connection: Connection) -> None:
         """A web process went away: its queued items leave the queue (running ones finish unheard)."""
@@ -278,7 +293,8 @@ class Server:
         connection.close()
 
 
-def _answer(connection: Connection, rid: int, future: Future[Any]) -> None:
+def _reply(connection: Connection, rid: int, future: Future[Any]) -> None:
+    """Send one item's outcome to the web process that sent it (held with its batch's others)."""
     connection.pending.pop(rid, None)
     if future.cancelled():
         return
