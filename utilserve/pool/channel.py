@@ -31,14 +31,16 @@ from .batcher import RETRY_AFTER
 
 
 class Channel:
-    """Items of model ``name`` to its worker process ``pid``; ``closed(self)`` is called once it is gone."""
+    """Items of model ``name`` to its worker process ``pid``; ``on_close(self)`` is called once it is gone."""
 
-    def __init__(self, name: str, pid: int, path: str, sock: socket.socket, closed: Callable[[Channel], None]) -> None:
+    def __init__(
+        self, name: str, pid: int, path: str, sock: socket.socket, on_close: Callable[[Channel], None]
+    ) -> None:
         self.name = name
         self.pid = pid
         self.path = path
         self._sock = sock
-        self._closed = closed
+        self._on_close = on_close
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
@@ -125,7 +127,7 @@ class Channel:
             pending, self._pending = self._pending, {}
         with self._send_lock:
             self._sock.close()
-        self._closed(self)
+        self._on_close(self)
         for future in pending.values():
             settle(future, exception=self._went_away())
 
