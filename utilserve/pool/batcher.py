@@ -137,19 +137,15 @@ class Batcher:
         Never waits. A process-pool worker takes its next batch with this
         before answering the last one, so that under saturation the model
         does not idle while answers go out; it then passes ``busy=True`` to
-        :meth:`finish`. A batch that is not full is left to gather.
+        :meth:`finish`. A batch that is not full is left to gather. Like
+        :meth:`take_due`, for a caller that serialises its calls.
         """
-        if not self._gathering.acquire(blocking=False):
-            return []
-        try:
-            expired: list[Item] = []
-            with self._cond:
-                full = self._closed is None and len(self._queue) >= self._max_batch
-                batch = self._take(monotonic(), expired) if full else []
-            self._expire(expired)
-            return batch
-        finally:
-            self._gathering.release()
+        expired: list[Item] = []
+        with self._cond:
+            full = self._closed is None and len(self._queue) >= self._max_batch
+            batch = self._take(monotonic(), expired) if full else []
+        self._expire(expired)
+        return batch
 
     def take_due(self) -> tuple[list[Item] | None, float | None]:
         """:meth:`next_batch` without blocking, for a worker that waits on its own sockets.

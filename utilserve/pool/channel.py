@@ -40,9 +40,9 @@ class Channel:
         self.pid = pid
         self.path = path
         self._sock = sock
+        self._writer = protocol.Writer(sock)
         self._on_close = on_close
         self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
         self._gone = False
@@ -76,7 +76,7 @@ class Channel:
     def close(self) -> None:
         """Hang up; the reader thread then fails what is still in flight."""
         self.hung_up = True
-        _shut(self._sock)
+        self._writer.hang_up()
 
     def abandon(self) -> None:
         """In a forked child: close this copy of the parent's socket, taking no lock."""
@@ -92,11 +92,7 @@ class Channel:
 
     def _send(self, head: tuple[Any, ...], buffers: list[protocol.Buffer] | None = None) -> None:
         """Write one frame; a failed write closes the channel, which fails the frame's future with the rest."""
-        try:
-            with self._send_lock:
-                protocol.send(self._sock, head, buffers or ())
-        except OSError:
-            _shut(self._sock)
+        self._writer.send(head, buffers or ())
 
     def _read(self) -> None:
         reader = protocol.FrameReader(self._sock)
@@ -125,8 +121,7 @@ class Channel:
         with self._lock:
             self._gone = True
             pending, self._pending = self._pending, {}
-        with self._send_lock:
-            self._sock.close()
+        self._writer.release()
         self._on_close(self)
         for future in pending.values():
             settle(future, exception=self._went_away())
@@ -191,7 +186,7 @@ class Direct:
     def close(self) -> None:
         """Hang up, from any thread: a call waiting on it fails with 503, and the owning thread closes the socket."""
         self.closed = True
-        _shut(self._sock)
+        protocol.hang_up(self._sock)
 
     def discard(self) -> None:
         """Hang up and close the socket: only the owning thread, which no other call of it can be using."""
@@ -247,11 +242,4 @@ def settle(future: Future[Any], *, result: Any = None, exception: BaseException 
         else:
             future.set_result(result)
     except InvalidStateError:
-        pass
-
-
-def _shut(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
         pass

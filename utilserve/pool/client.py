@@ -195,10 +195,7 @@ class Link:
         """End a connection of a closed link: ask the supervisor to exit (it then closes), or shut it down."""
         if self._exit_supervisor and self._send(sock, ("exit", 0)):
             return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        protocol.hang_up(sock)
 
     def _run(self) -> None:
         """Connect (starting a supervisor if allowed), read until the connection drops, repeat."""
@@ -267,10 +264,7 @@ class Link:
             with self._send_lock:
                 protocol.send(sock, head, buffers or ())
         except OSError:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            protocol.hang_up(sock)
             return False
         return True
 

@@ -28,6 +28,7 @@ import mmap
 import pickle
 import socket
 import struct
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -164,6 +165,53 @@ def limit_sends(sock: socket.socket) -> socket.socket:
     """
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", SEND_TIMEOUT_S, 0))
     return sock
+
+
+def hang_up(sock: socket.socket) -> None:
+    """Shut both directions, waking the peer and any reader of ``sock`` with end of file; a socket already gone is fine."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class Writer:
+    """Whole frames to one socket from any thread.
+
+    A failed write hangs up for good: after a partial frame the stream is
+    out of step. Once closed, writes are dropped.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def send(self, head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> None:
+        self.write(frame(head, buffers))
+
+    def write(self, parts: Sequence[Buffer]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                send_parts(self.sock, parts)
+            except OSError:
+                self._closed = True
+                hang_up(self.sock)
+
+    def hang_up(self) -> None:
+        """Drop later writes and end the stream; the socket's reader then sees end of file."""
+        with self._lock:
+            self._closed = True
+        hang_up(self.sock)
+
+    def release(self) -> None:
+        """Hang up and close the socket, under the lock, so no write can reach a reused descriptor."""
+        with self._lock:
+            self._closed = True
+            hang_up(self.sock)
+            self.sock.close()
 
 
 def send(sock: socket.socket, head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> None:

@@ -178,9 +178,8 @@ class _Connection:
     def __init__(self, supervisor: Supervisor, sock: socket.socket) -> None:
         self.supervisor = supervisor
         self.sock = sock
-        self._send_lock = threading.Lock()
+        self._writer = protocol.Writer(sock)
         self._subscribed: set[str] = set()
-        self._closed = False
         self._thread = threading.Thread(target=self._run, name="utilserve-pool-client", daemon=True)
 
     def start(self) -> None:
@@ -188,9 +187,7 @@ class _Connection:
 
     def close(self) -> None:
         """End the connection; the reader thread then cleans up."""
-        with self._send_lock:
-            if not self._closed:
-                _hang_up(self.sock)
+        self._writer.hang_up()
 
     def push_state(self, name: str, status: Any) -> None:
         if name in self._subscribed:
@@ -206,9 +203,7 @@ class _Connection:
             pass
         finally:
             self.supervisor.forget(self)
-            with self._send_lock:
-                self._closed = True
-            self.sock.close()
+            self._writer.release()
 
     def _dispatch(self, head: tuple[Any, ...]) -> None:
         kind = head[0]
@@ -238,22 +233,7 @@ class _Connection:
         self._send(("result", rid, None))
 
     def _send(self, head: tuple[Any, ...]) -> None:
-        with self._send_lock:
-            if self._closed:
-                return
-            try:
-                protocol.send(self.sock, head)
-            except OSError:
-                self._closed = True
-                _hang_up(self.sock)
-
-
-def _hang_up(sock: socket.socket) -> None:
-    """Wake the reader with end of file; after a failed write the stream is out of step for good."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+        self._writer.send(head)
 
 
 def _unlink_if_ours(path: str, inode: int) -> None:

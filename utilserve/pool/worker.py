@@ -71,33 +71,16 @@ class Connection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader = protocol.FrameReader(sock, size=4096, exact=True)
+        self.writer = protocol.Writer(sock)
         self.pending: dict[int, Future[Any]] = {}
-        self._lock = threading.Lock()
-        self._closed = False
 
     def send(self, head: tuple[Any, ...], buffers: Sequence[protocol.Buffer] = ()) -> None:
         parts = protocol.frame(head, buffers)
         held: dict[Connection, list[protocol.Buffer]] | None = getattr(_held, "by_connection", None)
         if held is None:
-            self.write(parts)
+            self.writer.write(parts)
         else:
             held.setdefault(self, []).extend(parts)
-
-    def write(self, parts: Sequence[protocol.Buffer]) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                protocol.send_parts(self.sock, parts)
-            except OSError:
-                self._closed = True
-                _hang_up(self.sock)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        _hang_up(self.sock)
-        self.sock.close()
 
 
 _held = threading.local()
@@ -118,7 +101,7 @@ def answers_per_connection() -> Iterator[None]:
     finally:
         _held.by_connection = None
         for connection, parts in held.items():
-            connection.write(parts)
+            connection.writer.write(parts)
 
 
 class Server:
@@ -156,7 +139,7 @@ class Server:
         self._take_turns_or_exit()
         other.join()
         for connection in list(self._connections):
-            connection.close()
+            connection.writer.release()
         self._selector.close()
         self._listener.close()
         os.close(self._wake_r)
@@ -290,7 +273,7 @@ class Server:
         self._connections.discard(connection)
         for future in list(connection.pending.values()):
             future.cancel()
-        connection.close()
+        connection.writer.release()
 
 
 def _reply(connection: Connection, rid: int, future: Future[Any]) -> None:
@@ -337,13 +320,6 @@ def main(control: socket.socket, listener: socket.socket, spec: ModelSpec, paren
             model.teardown()
         except Exception:
             logger.exception("model %s: teardown failed", spec.name)
-
-
-def _hang_up(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def _pickled(exc: BaseException) -> bytes | None:
