@@ -114,6 +114,10 @@ class Batcher:
         item.future.add_done_callback(partial(self._drop_cancelled, item))
         return item.future
 
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
     def next_batch(self) -> list[Item] | None:
         """Block until a batch is due and return it; ``None`` once closed.
 
@@ -153,8 +157,8 @@ class Batcher:
         Returns the batch due now (``[]`` if none is; ``None`` once closed)
         and the seconds until one is due (``None``: nothing is queued). The
         caller's model must be free (waits count from when it became free),
-        and the caller serialises its calls: they skip the gathering turn
-        that :meth:`next_batch` takes.
+        and the caller serialises its calls with :meth:`full_batch`: they
+        skip the gathering turn that :meth:`next_batch` takes.
         """
         expired: list[Item] = []
         with self._cond:

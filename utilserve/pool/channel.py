@@ -28,6 +28,7 @@ from typing import Any
 from ..api.errors import HTTPError
 from . import protocol
 from .batcher import RETRY_AFTER
+from .spin import spin
 
 
 class Channel:
@@ -144,10 +145,18 @@ class Direct:
     """One thread's own connection to worker ``pid`` of model ``name``: one item at a time, answered in this thread.
 
     ``went_away(pid, path)`` is told when the worker closed the connection.
+    While answers come within ``spin_s``, the caller polls for the next one
+    that long before it sleeps (see :mod:`~utilserve.pool.spin`).
     """
 
     def __init__(
-        self, name: str, pid: int, path: str, sock: socket.socket, went_away: Callable[[int, str], None]
+        self,
+        name: str,
+        pid: int,
+        path: str,
+        sock: socket.socket,
+        went_away: Callable[[int, str], None],
+        spin_s: float,
     ) -> None:
         self.name = name
         self.pid = pid
@@ -156,6 +165,8 @@ class Direct:
         self._reader = protocol.FrameReader(sock, size=4096)
         self._went_away = went_away
         self._ids = itertools.count(1)
+        self._spin = spin_s
+        self._quick = True
         self.closed = False
 
     def call(self, timeout_s: float, payload: list[protocol.Buffer]) -> Any:
@@ -168,9 +179,11 @@ class Direct:
         rid = next(self._ids)
         try:
             protocol.send(self._sock, ("submit", rid, timeout_s), payload)
+            sent = time.perf_counter()
             while True:
                 head, buffers = self._read_until(deadline)
                 if head[1] == rid:
+                    self._quick = time.perf_counter() - sent <= self._spin
                     return answer(self.name, head[2], buffers)
         except TimeoutError:
             self.discard()
@@ -205,10 +218,22 @@ class Direct:
         seconds = int(remaining)
         timeval = struct.pack("ll", seconds, int((remaining - seconds) * 1e6) or 1)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        if self._quick:
+            spin(self._readable, min(self._spin, remaining))
         try:
             return self._reader.read()
         except BlockingIOError:
             raise TimeoutError from None
+
+    def _readable(self) -> bool:
+        """Whether a read would not block: data, end of file or an error waits."""
+        try:
+            self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return True
 
 
 def answer(name: str, error: protocol.ErrorTuple | None, buffers: list[protocol.Buffer]) -> Any:

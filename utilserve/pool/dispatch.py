@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from . import protocol
 from .channel import Channel, Direct, lost
 from .launch import connect
+from .spin import spin_budget
 
 Workers = tuple[tuple[int, str], ...]
 """``(pid, socket path)`` of each worker of a model that is up."""
@@ -45,6 +46,7 @@ class Dispatch:
         self._in_flight: Counter[str] = Counter()
         self._gone: dict[str, int] = {}
         self._turn = itertools.count()
+        self._spin = spin_budget()
 
     def submit(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Future[Any]:
         """Send ``item`` to a worker over its shared channel; the future resolves to the ``Output`` or an ``HTTPError``."""
@@ -144,7 +146,7 @@ class Dispatch:
         if direct is None or direct.closed or direct.pid != pid:
             if direct is not None:
                 direct.discard()
-            direct = mine[path] = Direct(name, pid, path, _connect(name, pid, path), self._went_away)
+            direct = mine[path] = Direct(name, pid, path, _connect(name, pid, path), self._went_away, self._spin)
             with self._lock:
                 self._directs.add(direct)
         return direct

@@ -17,11 +17,10 @@ with the output's buffers; ``("cancel", rid)`` drops a queued item;
 join one :class:`~utilserve.pool.batcher.Batcher`, so a batch holds items
 of different web processes.
 
-Two threads take turns (see :class:`Server`): one polls the connections
-while the other runs a batch, so a full queue is refused and a ping
-answered while the model runs, and a lone request is read, run and
-answered by one thread. A batch's answers leave with one write per
-connection. No hop through the supervisor: a request costs one socket
+Two threads serve (see :class:`Server`): while one runs a batch the other
+reads the connections, so a full queue is refused and a ping answered
+while the model runs; a lone request is read, run and answered by one
+thread. A batch's answers leave with one write per connection. No hop through the supervisor: a request costs one socket
 round trip.
 
 On Linux the worker asks to be killed when the supervisor thread that
@@ -37,7 +36,6 @@ import json
 import logging
 import os
 import pickle
-import selectors
 import signal
 import socket
 import sys
@@ -55,7 +53,9 @@ from . import protocol
 from .batcher import RETRY_AFTER, Batcher, Item
 from .model import Model
 from .outcome import run_batch
+from .readiness import readiness
 from .spec import ModelSpec, adopt_import_path, import_target
+from .spin import spin, spin_budget
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -105,61 +105,66 @@ def answers_per_connection() -> Iterator[None]:
 
 
 class Server:
-    """Two threads take turns: whichever is free polls the sockets, the other runs the batch it took.
+    """Two threads serve the sockets and the model; whichever reads a due batch while the model is free runs it.
 
-    The poller reads the web processes' frames, queues their items and,
-    once a batch is due while the model is free, takes it and runs it
-    itself, handing the sockets to the other thread. A lone request is
-    thus read, run and answered by one thread with no hand-off, while the
-    sockets are never left unread: a full queue is refused and a ping
-    answered even while the model runs.
+    While the model is free both wait for the sockets (see
+    :mod:`~utilserve.pool.readiness`), so a lone request is read, run and
+    answered by the thread the kernel woke, with no hand-off, and the other
+    is already waiting: a full queue is refused and a ping answered while
+    the model runs. With nothing queued, the free thread polls for a
+    moment before it sleeps (see :mod:`~utilserve.pool.spin`).
     """
 
-    def __init__(self, spec: ModelSpec, model: Model, control: socket.socket, listener: socket.socket) -> None:
+    def __init__(
+        self, spec: ModelSpec, model: Model, control: socket.socket, listener: socket.socket, spin_s: float
+    ) -> None:
         self.spec = spec
         self.model = model
         self.batcher = Batcher(spec.name, spec.max_batch_size, spec.max_wait_ms, spec.max_queue)
         self._control = control
         self._listener = listener
-        self._selector = selectors.DefaultSelector()
+        self._ready = readiness()
         self._connections: set[Connection] = set()
-        self._polling = threading.Lock()
+        self._model_lock = threading.Lock()
         self._running = False
+        self._stopped = False
         self._answering: deque[tuple[list[Item], list[Any]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self._spin = spin_s
 
     def serve(self) -> None:
         """Serve until told to stop, then let the running batch finish and hang up on every web process."""
         self._listener.setblocking(False)
-        for source in (self._listener, self._control, self._wake_r):
-            self._selector.register(source, selectors.EVENT_READ, None)
-        other = threading.Thread(target=self._take_turns_or_exit, name="utilserve-worker-turns", daemon=True)
+        self._ready.register(self._listener.fileno(), self._accept)
+        self._ready.register(self._control.fileno(), self._stop)
+        self._ready.register(self._wake_r, self._drain_wake)
+        other = threading.Thread(target=self._serve_or_exit, name="utilserve-worker-second", daemon=True)
         other.start()
-        self._take_turns_or_exit()
+        self._serve_or_exit()
         other.join()
         for connection in list(self._connections):
             connection.writer.release()
-        self._selector.close()
+        self._ready.close()
         self._listener.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def _take_turns_or_exit(self) -> None:
-        """Take turns; a model raising past ``Exception`` (``SystemExit``...) ends the process.
+    def _serve_or_exit(self) -> None:
+        """Serve; a model raising past ``Exception`` (``SystemExit``...) ends the process.
 
         Its web processes then see their connections close and answer 503,
         and the supervisor starts a new worker.
         """
         try:
-            self._take_turns()
+            self._serve()
         except BaseException:
             logger.exception("model %s: the worker cannot go on", self.spec.name)
             os._exit(70)
 
-    def _take_turns(self) -> None:
+    def _serve(self) -> None:
         while True:
-            with self._polling:
+            with self._ready.turn():
                 batch = self._poll()
             if batch is None:
                 return
@@ -170,77 +175,98 @@ class Server:
     def _answer_and_take(self, done: list[Item], outcomes: list[Any]) -> list[Item]:
         """Answer a finished batch and take the next if a full one waits, else free the model.
 
-        Under saturation the next batch starts at once and the poller writes
-        the answers meanwhile, so the model does not idle while they go out;
-        otherwise this thread answers, with no hand-off, and the poller
-        gathers the next batch by the batcher's rules.
+        Under saturation the next batch starts at once and the other thread
+        writes the answers meanwhile, so the model does not idle while they
+        go out; otherwise this thread answers, with no hand-off, and goes
+        back to the sockets to gather the next batch by the batcher's rules.
         """
-        batch = self.batcher.full_batch()
+        with self._model_lock:
+            batch = self.batcher.full_batch()
         if batch:
             self._answering.append((done, outcomes))
-        else:
-            self._answer(done, outcomes, busy=False)
+            self._wake()
+            return batch
+        self._answer(done, outcomes, busy=False)
+        with self._model_lock:
             self._running = False
-        self._wake()
+        if self.batcher.queued:
+            self._wake()
         return batch
 
     def _wake(self) -> None:
-        """Have the poller look at the queue and the answers again (a full pipe already says so)."""
+        """Have a waiting thread look at the queue and the answers again (a full pipe already says so)."""
         try:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
             pass
 
+    def _drain_wake(self) -> bool:
+        os.read(self._wake_r, 4096)
+        return True
+
     def _answer(self, batch: list[Item], outcomes: list[Any], busy: bool) -> None:
         with answers_per_connection():
             self.batcher.finish(batch, [_encode(self.spec.name, outcome) for outcome in outcomes], busy=busy)
 
-    def _poll(self) -> list[Item] | None:
-        """Read the sockets until a batch is due while the model is free, and take it; ``None`` once stopped."""
+    def _answer_held(self) -> None:
+        """Write the answers a running thread left (it took a full batch instead)."""
         while True:
-            while self._answering:
-                self._answer(*self._answering.popleft(), busy=True)
-            wait = None
-            if not self._running:
-                batch, wait = self.batcher.take_due()
-                if batch is None or batch:
-                    self._running = batch is not None
-                    return batch
-            for key, _ in self._selector.select(wait):
-                if key.fileobj is self._listener:
-                    self._accept()
-                elif key.fileobj is self._control:
-                    self._selector.unregister(self._control)
-                    self._stop()
-                elif key.fileobj is self._wake_r:
-                    os.read(self._wake_r, 4096)
-                else:
-                    self._read(key.data)
+            try:
+                done, outcomes = self._answering.popleft()
+            except IndexError:
+                return
+            self._answer(done, outcomes, busy=True)
 
-    def _stop(self) -> None:
+    def _poll(self) -> list[Item] | None:
+        """Handle the sockets until a batch is due while the model is free, and take it; ``None`` once stopped."""
+        while True:
+            self._answer_held()
+            with self._model_lock:
+                if self._stopped:
+                    return None
+                wait = None
+                if not self._running:
+                    batch, wait = self.batcher.take_due()
+                    if batch is None or batch:
+                        self._running = batch is not None
+                        return batch
+                idle = wait is None and not self._running
+            ready = spin(partial(self._ready.ready, 0), self._spin) if idle and self._spin else []
+            for fd, on_ready in ready or self._ready.ready(wait):
+                if on_ready():
+                    self._ready.rearm(fd)
+
+    def _stop(self) -> bool:
         """The supervisor said stop, or is gone: answer queued and new items 503; the running batch finishes."""
+        self._ready.unregister(self._control.fileno())
+        with self._model_lock:
+            self._stopped = True
         self.batcher.close(HTTPError(503, f"model {self.spec.name} is shutting down", headers=dict(RETRY_AFTER)))
+        self._wake()
+        return False
 
-    def _accept(self) -> None:
+    def _accept(self) -> bool:
         try:
             sock, _ = self._listener.accept()
         except OSError:
-            return
+            return True
         sock.setblocking(True)
         connection = Connection(protocol.limit_sends(sock))
         self._connections.add(connection)
-        self._selector.register(sock, selectors.EVENT_READ, connection)
+        self._ready.register(sock.fileno(), partial(self._read, connection))
+        return True
 
-    def _read(self, connection: Connection) -> None:
+    def _read(self, connection: Connection) -> bool:
+        """Handle one frame; False once the connection is dropped."""
         try:
             head, buffers = connection.reader.read()
         except (EOFError, OSError):
             self._drop(connection)
-            return
+            return False
         except Exception:
             logger.exception("model %s: unreadable frame from a web process; dropping its connection", self.spec.name)
             self._drop(connection)
-            return
+            return False
         kind = head[0]
         if kind == "submit":
             self._submit(connection, head[1], head[2], buffers)
@@ -250,6 +276,7 @@ class Server:
                 future.cancel()
         elif kind == "ping":
             connection.send(("result", head[1], None))
+        return True
 
     def _submit(self, connection: Connection, rid: int, timeout_s: float, payload: list[protocol.Buffer]) -> None:
         """Decode and queue one item: the batch then starts with its items ready, and a bad one never joins it."""
@@ -269,7 +296,7 @@ class Server:
 
     def _drop(self, connection: Connection) -> None:
         """A web process went away: its queued items leave the queue (running ones finish unheard)."""
-        self._selector.unregister(connection.sock)
+        self._ready.unregister(connection.sock.fileno())
         self._connections.discard(connection)
         for future in list(connection.pending.values()):
             future.cancel()
@@ -306,6 +333,7 @@ def main(control: socket.socket, listener: socket.socket, spec: ModelSpec, paren
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format=f"[utilserve worker {spec.name} %(process)d] %(message)s")
     try:
+        spin_s = spin_budget()
         model = import_target(spec.target)()
         model.setup()
     except Exception as exc:
@@ -314,7 +342,7 @@ def main(control: socket.socket, listener: socket.socket, spec: ModelSpec, paren
         return
     protocol.send(control, ("ready", os.getpid()))
     try:
-        Server(spec, model, control, listener).serve()
+        Server(spec, model, control, listener, spin_s).serve()
     finally:
         try:
             model.teardown()
