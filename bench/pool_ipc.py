@@ -9,7 +9,10 @@
   worker -> web process), one request at a time: as a blocking caller
   (``call``, what ``predict`` and a WSGI handler use: the answer is read
   in the caller's thread) and through a future (``submit``, what
-  ``apredict`` uses: a reader thread resolves it).
+  ``apredict`` uses: a reader thread resolves it). By default an idle
+  model worker, and a blocking caller whose answers come quickly, poll
+  for up to ``UTILSERVE_POOL_SPIN_US`` before sleeping; the blocking
+  caller is measured again with that off.
 - ``thread``: the same model on the in-process thread pool, for scale.
 - large inputs: a ``bytes`` field of 1, 8 and 32 MiB through the process
   pool, with the default out-of-band framing and with the threshold raised
@@ -27,11 +30,13 @@ import platform
 import socket
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from tests.apps.shared_models import Blob, Echo, Item, Measure
 from utilserve.pool import ModelHandle, protocol
 from utilserve.pool.process import ProcessPool
+from utilserve.pool.spin import SPIN_ENV
 
 
 def timings(call: Callable[[], object], rounds: int, warmup: int = 200) -> list[float]:
@@ -85,10 +90,27 @@ def small(rounds: int) -> list[tuple[str, float, float]]:
         rows.append(("pool: tiny item to the model worker and back, blocking caller", *quantiles(full)))
         future = timings(lambda: pool.submit(item, 10).result(), rounds)
         rows.append(("pool: the same through a future (a reader thread resolves it)", *quantiles(future)))
+    with spin_off(), ModelHandle(Echo, name="ipc-bench-no-spin", pool="process") as handle:
+        no_spin = timings(lambda: handle._pool.call(item, 10), rounds)  # type: ignore[union-attr]
+        rows.append((f"pool: blocking caller, {SPIN_ENV}=0 (no polling before sleeping)", *quantiles(no_spin)))
     with ModelHandle(Echo, name="ipc-bench-thread", pool="thread") as handle:
         thread = timings(lambda: handle._pool.call(item, 10), rounds)  # type: ignore[union-attr]
         rows.append(("thread pool: same model in process, blocking caller", *quantiles(thread)))
     return [(name, p50 * 1e6, p99 * 1e6) for name, p50, p99 in rows]
+
+
+@contextmanager
+def spin_off() -> Iterator[None]:
+    """Polling off for the pools started inside (their model workers inherit the environment)."""
+    before = os.environ.get(SPIN_ENV)
+    os.environ[SPIN_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[SPIN_ENV]
+        else:
+            os.environ[SPIN_ENV] = before
 
 
 def large(rounds: int) -> list[tuple[int, float, float]]:

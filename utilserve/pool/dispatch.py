@@ -19,9 +19,7 @@ import socket
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel
@@ -65,8 +63,11 @@ class Dispatch:
         """Send ``item`` to a worker over this thread's own connection and wait for the answer."""
         payload = protocol.pack(item)
         pid, path = self._pick(name, workers)
-        with self._counted(path):
+        self._count(path, 1)
+        try:
             return self._direct(name, pid, path).call(timeout_s, payload)
+        finally:
+            self._count(path, -1)
 
     def sync(self, name: str, timeout: float) -> bool:
         """A round trip over each shared channel of ``name``: every item sent on them before is queued in its worker."""
@@ -97,14 +98,6 @@ class Dispatch:
     def _count(self, path: str, change: int) -> None:
         with self._lock:
             self._in_flight[path] += change
-
-    @contextmanager
-    def _counted(self, path: str) -> Iterator[None]:
-        self._count(path, 1)
-        try:
-            yield
-        finally:
-            self._count(path, -1)
 
     def _went_away(self, pid: int, path: str) -> None:
         with self._lock:
