@@ -20,8 +20,8 @@ of different web processes.
 Two threads serve (see :class:`Server`): while one runs a batch the other
 reads the connections, so a full queue is refused and a ping answered
 while the model runs; a lone request is read, run and answered by one
-thread. A batch's answers leave with one write per connection. No hop through the supervisor: a request costs one socket
-round trip.
+thread. A batch's answers leave with one write per connection. No hop
+through the supervisor: a request costs one socket round trip.
 
 On Linux the worker asks to be killed when the supervisor thread that
 started it goes away, so a supervisor killed with SIGKILL leaves no model
@@ -190,7 +190,7 @@ class Server:
         with self._model_lock:
             self._running = False
         if self.batcher.queued:
-            self._wake()
+            self._wake()  # where threads take turns, the one waiting now looks at the queue for this one
         return batch
 
     def _wake(self) -> None:
