@@ -9,11 +9,12 @@ and a zero spin budget are served too, through the web side's own
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +36,23 @@ WAIT_S = 30.0
 
 
 class Gated(Model):
-    """Records its batches; a batch with a ``hold`` item sets ``holding`` and waits for ``gate``."""
+    """Records its batches; a batch with items whose ``hold`` names a gate sets ``started[name]`` and waits for it."""
 
     Input, Output = Item, Answer
-    max_batch_size = 4
+    max_batch_size = 2
     max_wait_ms = 20
-    max_queue = 2
+    max_queue = 4
 
     def setup(self) -> None:
-        self.gate = threading.Event()
-        self.holding = threading.Event()
+        self.gates: dict[str, threading.Event] = {}
+        self.started: dict[str, threading.Event] = {}
         self.batches: list[list[int]] = []
 
     def predict(self, batch: list[Item]) -> list[Answer]:
         self.batches.append([item.x for item in batch])
-        if any(item.hold for item in batch):
-            self.holding.set()
-            assert self.gate.wait(WAIT_S)
+        for name in sorted({item.hold for item in batch if item.hold}):
+            self.started[name].set()
+            assert self.gates[name].wait(WAIT_S)
         return [Answer(x=item.x, worker=os.getpid()) for item in batch]
 
 
@@ -61,28 +62,55 @@ class Served:
     path: str
     control: socket.socket
     thread: threading.Thread
+    spin_s: float
+    clients: list[Channel | Direct] = field(default_factory=list)
 
-    def direct(self, spin_s: float = 0.0) -> Direct:
-        return Direct("gated", os.getpid(), self.path, connect(self.path), lambda pid, path: None, spin_s)
+    def direct(self) -> Direct:
+        direct = Direct("gated", os.getpid(), self.path, connect(self.path), lambda pid, path: None, self.spin_s)
+        self.clients.append(direct)
+        return direct
 
     def channel(self) -> Channel:
         channel = Channel("gated", os.getpid(), self.path, connect(self.path), lambda channel: None)
+        self.clients.append(channel)
         channel.start()
         return channel
 
-    def hold(self, channel: Channel) -> Future[Any]:
-        """A held item's future, once the model runs it."""
-        held = channel.submit(WAIT_S, protocol.pack(Item(x=-1, hold="yes")))
-        assert self.model.holding.wait(WAIT_S)
+    def gate(self, name: str) -> str:
+        """A new gate: items holding ``name`` keep their batch running until ``release(name)``."""
+        self.model.gates[name] = threading.Event()
+        self.model.started[name] = threading.Event()
+        return name
+
+    def release(self, name: str) -> None:
+        self.model.gates[name].set()
+
+    def hold(self, channel: Channel, name: str = "held") -> Future[Any]:
+        """An item held at a new gate ``name``, once the model runs it."""
+        held = channel.submit(WAIT_S, protocol.pack(Item(x=-1, hold=self.gate(name))))
+        assert self.model.started[name].wait(WAIT_S)
         return held
 
+    def close(self) -> None:
+        for gate in self.model.gates.values():
+            gate.set()
+        self.control.close()
+        self.thread.join(WAIT_S)
+        for client in self.clients:
+            client.close()
 
-WAYS = {"one-shot": (OneShot, 200e-6), "taking-turns": (TakingTurns, 200e-6), "no-spin": (OneShot, 0.0)}
+
+NEEDS_EPOLL = pytest.mark.skipif(not hasattr(select, "epoll"), reason="one-shot waits need epoll (Linux)")
+WAYS = [
+    pytest.param((OneShot, 200e-6), id="one-shot", marks=NEEDS_EPOLL),
+    pytest.param((TakingTurns, 200e-6), id="taking-turns"),
+    pytest.param((OneShot, 0.0), id="one-shot-no-spin", marks=NEEDS_EPOLL),
+]
 
 
-@pytest.fixture(params=list(WAYS))
+@pytest.fixture(params=WAYS)
 def served(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    waits, spin_s = WAYS[request.param]
+    waits, spin_s = request.param
     monkeypatch.setattr(worker, "readiness", waits)
     model = Gated()
     model.setup()
@@ -92,34 +120,48 @@ def served(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     server = worker.Server(spec, model, theirs, listen(path), spin_s)
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
-    yield Served(model, path, ours, thread)
-    model.gate.set()
-    ours.close()
-    thread.join(WAIT_S)
+    served = Served(model, path, ours, thread, spin_s)
+    yield served
+    served.close()
+    theirs.close()
     assert not thread.is_alive(), "the server did not stop when its supervisor hung up"
 
 
 def test_a_lone_item_is_answered_and_two_connections_share_a_batch(served: Served) -> None:
-    assert served.direct(spin_s=200e-6).call(WAIT_S, protocol.pack(Item(x=5))).x == 5
+    assert served.direct().call(WAIT_S, protocol.pack(Item(x=5))).x == 5
     first, second = served.channel(), served.channel()
     held = served.hold(first)
     queued = [channel.submit(WAIT_S, protocol.pack(Item(x=x))) for channel, x in ((first, 1), (second, 2))]
     assert first.ping(WAIT_S) and second.ping(WAIT_S)
-    served.model.gate.set()
+    served.release("held")
     assert [future.result(WAIT_S).x for future in (held, *queued)] == [-1, 1, 2]
-    assert served.model.batches[-1] == [1, 2]
+    assert served.model.batches == [[5], [-1], [1, 2]]
 
 
 def test_while_the_model_runs_pings_are_answered_and_a_full_queue_is_refused(served: Served) -> None:
     channel = served.channel()
     held = served.hold(channel)
-    queued = [channel.submit(WAIT_S, protocol.pack(Item(x=x))) for x in (1, 2)]
+    queued = [channel.submit(WAIT_S, protocol.pack(Item(x=x))) for x in (1, 2, 3, 4)]
     assert channel.ping(WAIT_S)
     with pytest.raises(HTTPError) as refused:
-        served.direct().call(WAIT_S, protocol.pack(Item(x=3)))
-    assert (refused.value.status, refused.value.message) == (503, "model gated is overloaded: 2 requests already queued")
-    served.model.gate.set()
-    assert [future.result(WAIT_S).x for future in (held, *queued)] == [-1, 1, 2]
+        served.direct().call(WAIT_S, protocol.pack(Item(x=5)))
+    assert (refused.value.status, refused.value.message) == (503, "model gated is overloaded: 4 requests already queued")
+    served.release("held")
+    assert [future.result(WAIT_S).x for future in (held, *queued)] == [-1, 1, 2, 3, 4]
+
+
+def test_under_saturation_the_next_full_batch_runs_while_the_last_ones_answers_go_out(served: Served) -> None:
+    channel = served.channel()
+    first = served.hold(channel, "first")
+    second = [channel.submit(WAIT_S, protocol.pack(item)) for item in (Item(x=1, hold=served.gate("second")), Item(x=2))]
+    assert channel.ping(WAIT_S)
+    served.release("first")
+    assert served.model.started["second"].wait(WAIT_S)
+    assert first.result(WAIT_S).x == -1, "answered while the next batch runs"
+    assert not any(future.done() for future in second)
+    served.release("second")
+    assert [future.result(WAIT_S).x for future in second] == [1, 2]
+    assert served.model.batches == [[-1], [1, 2]]
 
 
 def test_stop_answers_queued_items_503_and_lets_the_running_batch_finish(served: Served) -> None:
@@ -131,13 +173,13 @@ def test_stop_answers_queued_items_503_and_lets_the_running_batch_finish(served:
     with pytest.raises(HTTPError) as stopped:
         queued.result(WAIT_S)
     assert (stopped.value.status, stopped.value.message) == (503, "model gated is shutting down")
-    served.model.gate.set()
+    served.release("held")
     assert held.result(WAIT_S).x == -1
     served.thread.join(WAIT_S)
     assert not served.thread.is_alive()
 
 
-@pytest.mark.parametrize("waits", [OneShot, TakingTurns])
+@pytest.mark.parametrize("waits", [pytest.param(OneShot, marks=NEEDS_EPOLL), TakingTurns])
 def test_a_ready_socket_goes_to_one_waiting_thread_until_rearmed(waits: type[Readiness]) -> None:
     ready = waits()
     ours, theirs = socket.socketpair()

@@ -116,6 +116,7 @@ class Batcher:
 
     @property
     def queued(self) -> int:
+        """Items waiting now; read without the lock, so a hint that may already be stale."""
         return len(self._queue)
 
     def next_batch(self) -> list[Item] | None:

@@ -211,14 +211,15 @@ class Direct:
         self._sock.close()
 
     def _read_until(self, deadline: float) -> tuple[tuple[Any, ...], list[protocol.Buffer]]:
-        """The next frame, waiting until ``deadline`` at most (a kernel receive timeout: no extra poll)."""
+        """The next frame, waiting until ``deadline`` at most: polled for first while answers come quickly,
+        then a blocking read under a kernel receive timeout."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
         seconds = int(remaining)
         timeval = struct.pack("ll", seconds, int((remaining - seconds) * 1e6) or 1)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        if self._quick:
+        if self._quick and self._spin and not self._reader.buffered:
             spin(self._readable, min(self._spin, remaining))
         try:
             return self._reader.read()

@@ -295,6 +295,11 @@ class FrameReader:
         self._start = 0
         self._end = 0
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet read: a frame may be waiting here rather than in the socket."""
+        return self._end - self._start
+
     def read(self) -> tuple[tuple[Any, ...], list[Buffer]]:
         """The next frame's head and buffers; ``EOFError`` when the peer closed.
 

@@ -20,10 +20,13 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 OnReady = Callable[[], bool]
-"""Handles its socket being ready; returns whether to keep waiting for it."""
+"""Handles its socket being ready: True to have it re-armed; False once it unregistered the socket."""
 
 
 class Readiness(Protocol):
+    takes_turns: bool
+    """Whether one thread waits at a time: a thread that wants the turn cannot look at the sockets itself."""
+
     def turn(self) -> AbstractContextManager[object]:
         """Held while waiting and handling what came: a thread without it waits (no-op where threads share the wait)."""
 
@@ -41,7 +44,13 @@ class Readiness(Protocol):
 
 
 class OneShot:
-    """Every thread waits; the kernel hands each ready socket to one of them (``EPOLLONESHOT``)."""
+    """Every thread waits; the kernel hands each ready socket to one of them (``EPOLLONESHOT``).
+
+    A wait takes one socket, so a burst of ready sockets is shared by the
+    threads waiting, and none is held back while its taker reads the others.
+    """
+
+    takes_turns = False
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
@@ -63,7 +72,8 @@ class OneShot:
         del self._handlers[fd]
 
     def ready(self, timeout: float | None) -> list[tuple[int, OnReady]]:
-        return [(fd, self._handlers[fd]) for fd, _ in self._epoll.poll(-1 if timeout is None else timeout)]
+        ready = self._epoll.poll(-1 if timeout is None else timeout, 1)
+        return [(fd, self._handlers[fd]) for fd, _ in ready]
 
     def close(self) -> None:
         self._epoll.close()
@@ -71,6 +81,8 @@ class OneShot:
 
 class TakingTurns:
     """One thread at a time waits and handles (any platform's selector); the other waits for the turn."""
+
+    takes_turns = True
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
@@ -96,4 +108,5 @@ class TakingTurns:
 
 
 def readiness() -> Readiness:
+    """One-shot waits where the platform has them (Linux), else turns."""
     return OneShot() if hasattr(select, "epoll") else TakingTurns()

@@ -2,11 +2,13 @@
 
 A thread that sleeps in the kernel pays a wake-up when its socket becomes
 ready: on a virtual machine whose CPU went idle, tens of microseconds per
-hop, more than a small model takes to run an item. So a model worker with
-nothing queued polls its sockets for up to the budget before it sleeps,
-and a blocking caller whose answers have been coming within the budget
-polls for its next one. The cost is CPU spent polling: at most one budget
-per idle spell of a model worker, and nothing for callers of slow models.
+hop, more than a small model takes to run an item. So when a model worker
+runs out of work (nothing queued, the model free), one of its threads
+polls its sockets for up to the budget before it sleeps; and a blocking
+caller whose last answer came within the budget polls for its next one.
+The cost is CPU spent polling: up to one budget each time a model worker
+runs out of work, and for a caller of a slow model one budget on its
+connection's first request, then none while answers stay slow.
 
 ``UTILSERVE_POOL_SPIN_US`` sets the budget in microseconds (default
 :data:`DEFAULT_SPIN_US`); ``0`` turns polling off, for hosts where spare

@@ -45,7 +45,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from functools import partial
-from time import monotonic
+from time import monotonic, perf_counter
 from typing import Any
 
 from ..api.errors import HTTPError
@@ -53,9 +53,9 @@ from . import protocol
 from .batcher import RETRY_AFTER, Batcher, Item
 from .model import Model
 from .outcome import run_batch
-from .readiness import readiness
+from .readiness import OnReady, readiness
 from .spec import ModelSpec, adopt_import_path, import_target
-from .spin import spin, spin_budget
+from .spin import spin_budget
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -111,8 +111,8 @@ class Server:
     :mod:`~utilserve.pool.readiness`), so a lone request is read, run and
     answered by the thread the kernel woke, with no hand-off, and the other
     is already waiting: a full queue is refused and a ping answered while
-    the model runs. With nothing queued, the free thread polls for a
-    moment before it sleeps (see :mod:`~utilserve.pool.spin`).
+    the model runs. With nothing queued and the model free, one thread
+    polls for a moment before it sleeps (see :mod:`~utilserve.pool.spin`).
     """
 
     def __init__(
@@ -125,7 +125,8 @@ class Server:
         self._listener = listener
         self._ready = readiness()
         self._connections: set[Connection] = set()
-        self._model_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._spinning = threading.Lock()
         self._running = False
         self._stopped = False
         self._answering: deque[tuple[list[Item], list[Any]]] = deque()
@@ -180,17 +181,17 @@ class Server:
         go out; otherwise this thread answers, with no hand-off, and goes
         back to the sockets to gather the next batch by the batcher's rules.
         """
-        with self._model_lock:
+        with answers_per_connection(), self._state_lock:
             batch = self.batcher.full_batch()
         if batch:
             self._answering.append((done, outcomes))
             self._wake()
             return batch
         self._answer(done, outcomes, busy=False)
-        with self._model_lock:
+        with self._state_lock:
             self._running = False
-        if self.batcher.queued:
-            self._wake()  # where threads take turns, the one waiting now looks at the queue for this one
+        if self._ready.takes_turns and self.batcher.queued:
+            self._wake()  # the thread whose turn it is looks at the queue for this one
         return batch
 
     def _wake(self) -> None:
@@ -218,11 +219,16 @@ class Server:
             self._answer(done, outcomes, busy=True)
 
     def _poll(self) -> list[Item] | None:
-        """Handle the sockets until a batch is due while the model is free, and take it; ``None`` once stopped."""
+        """Handle the sockets until a batch is due while the model is free, and take it; ``None`` once stopped.
+
+        Items past their deadline are answered 504 once the state lock is
+        released, so a web process slow to read never holds up the other thread.
+        """
         while True:
             self._answer_held()
-            with self._model_lock:
+            with answers_per_connection(), self._state_lock:
                 if self._stopped:
+                    self._wake()  # the other thread may be waiting with nothing else to wake it
                     return None
                 wait = None
                 if not self._running:
@@ -231,15 +237,31 @@ class Server:
                         self._running = batch is not None
                         return batch
                 idle = wait is None and not self._running
-            ready = spin(partial(self._ready.ready, 0), self._spin) if idle and self._spin else []
-            for fd, on_ready in ready or self._ready.ready(wait):
+            for fd, on_ready in (idle and self._ready_soon()) or self._ready.ready(wait):
                 if on_ready():
                     self._ready.rearm(fd)
+
+    def _ready_soon(self) -> list[tuple[int, OnReady]]:
+        """Poll the sockets for up to the spin budget, one thread at a time, until the model starts running.
+
+        A thread polling while the other runs the model would only take the
+        GIL from it.
+        """
+        if not self._spin or not self._spinning.acquire(blocking=False):
+            return []
+        try:
+            end = perf_counter() + self._spin
+            while not self._running and perf_counter() < end:
+                if ready := self._ready.ready(0):
+                    return ready
+            return []
+        finally:
+            self._spinning.release()
 
     def _stop(self) -> bool:
         """The supervisor said stop, or is gone: answer queued and new items 503; the running batch finishes."""
         self._ready.unregister(self._control.fileno())
-        with self._model_lock:
+        with self._state_lock:
             self._stopped = True
         self.batcher.close(HTTPError(503, f"model {self.spec.name} is shutting down", headers=dict(RETRY_AFTER)))
         self._wake()
