@@ -43,10 +43,13 @@ def spin_budget() -> float:
     return micros / 1e6
 
 
-def spin(poll: Callable[[], T], budget: float) -> T:
-    """Call ``poll`` until it returns something truthy or ``budget`` seconds passed; its last result."""
+def spin(poll: Callable[[], T], budget: float, give_up: Callable[[], bool] = lambda: False) -> T:
+    """Call ``poll`` until it returns something truthy, ``give_up()`` is true or ``budget`` seconds passed.
+
+    Returns ``poll``'s last result.
+    """
     end = perf_counter() + budget
     found = poll()
-    while not found and perf_counter() < end:
+    while not found and not give_up() and perf_counter() < end:
         found = poll()
     return found

@@ -45,7 +45,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from functools import partial
-from time import monotonic, perf_counter
+from time import monotonic
 from typing import Any
 
 from ..api.errors import HTTPError
@@ -55,7 +55,7 @@ from .model import Model
 from .outcome import run_batch
 from .readiness import OnReady, readiness
 from .spec import ModelSpec, adopt_import_path, import_target
-from .spin import spin_budget
+from .spin import spin, spin_budget
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -250,11 +250,7 @@ class Server:
         if not self._spin or not self._spinning.acquire(blocking=False):
             return []
         try:
-            end = perf_counter() + self._spin
-            while not self._running and perf_counter() < end:
-                if ready := self._ready.ready(0):
-                    return ready
-            return []
+            return spin(partial(self._ready.ready, 0), self._spin, give_up=lambda: self._running)
         finally:
             self._spinning.release()
 
