@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from .cells import CELLS
-from .servers import Cell, serve
+from .support.servers import Cell, serve
 
 EVENT_LOOP_CELLS = [c for c in CELLS if any(s in c.name for s in ("uvicorn", "sanic", "tornado"))]
 

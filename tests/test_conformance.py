@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from .cells import CELLS
-from .servers import Cell, Server, serve
+from .support.servers import Cell, Server, serve
 
 APP = "tests.apps.conformance:app"
 ABSENT = object()

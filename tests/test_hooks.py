@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from .cells import CELLS
-from .servers import Cell, serve
+from .support.servers import Cell, serve
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=[c.name for c in CELLS])

@@ -10,7 +10,7 @@ from .mounting import (
     assert_native_answers_elsewhere,
     assert_utilserve_answers_its_paths,
 )
-from .servers import Cell, serve
+from .support.servers import Cell, serve
 
 MOUNTS = [
     (Cell("flask@gunicorn", "flask", GUNICORN), "tests.apps.mount_flask:app", {"from": "flask", "hook": "ran"}),

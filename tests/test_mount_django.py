@@ -12,7 +12,7 @@ from .mounting import (
     assert_native_answers_elsewhere,
     assert_utilserve_answers_its_paths,
 )
-from .servers import Cell, Server, serve
+from .support.servers import Cell, Server, serve
 
 APP = "tests.apps.mount_django:app"
 SETUPS = [

@@ -12,7 +12,7 @@ from .mounting import (
     assert_native_answers_elsewhere,
     assert_utilserve_answers_its_paths,
 )
-from .servers import serve
+from .support.servers import serve
 
 STARTED = ["native-startup", "utilserve-startup"]
 

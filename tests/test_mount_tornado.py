@@ -13,7 +13,7 @@ from .mounting import (
     assert_native_answers_elsewhere,
     assert_utilserve_answers_its_paths,
 )
-from .servers import Server, free_port
+from .support.servers import Server, free_port
 
 ITEMS = [1] * 1000
 

@@ -13,7 +13,7 @@ import pytest
 
 from .cells import GUNICORN, UVICORN
 from .pool_over_http import assert_overload_is_503_then_recovers, burst
-from .servers import Cell, Server, serve
+from .support.servers import Cell, Server, serve
 
 
 def gunicorn(workers: int, threads: int) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from utilserve.pool import ModelHandle, protocol
 from utilserve.pool.process import ProcessPool
 
 from .apps.shared_models import Blob, Broken, Echo, Item, Measure, Narrow, Picky, Quitter
-from .servers import BIN, ROOT, Server, free_port
+from .support.servers import BIN, ROOT, Server, free_port
 
 WAIT_S = 60.0
 """Upper bound for anything that waits on processes starting on a busy machine; a bug fails, not hangs."""

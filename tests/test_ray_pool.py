@@ -27,7 +27,7 @@ from .apps.ray_models import LONG
 from .cells import GUNICORN, UVICORN
 from .pool_over_http import assert_overload_is_503_then_recovers, burst
 from .ray_head import LOOPBACK, RayHead
-from .servers import Cell, Server, serve
+from .support.servers import Cell, Server, serve
 
 ray_replica = pytest.importorskip("utilserve.pool.ray_replica", reason="pool='ray' needs the [ray] extra")
 ray_cluster = pytest.importorskip("utilserve.pool.ray_cluster")
