@@ -34,9 +34,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tests.apps.shared_models import Blob, Echo, Item, Measure
-from utilserve.pool import ModelHandle, protocol
+from utilserve.pool import ModelHandle
+from utilserve.pool.process import codec, sockets
 from utilserve.pool.process import ProcessPool
-from utilserve.pool.spin import SPIN_ENV
+from utilserve.pool.process.spin import SPIN_ENV
 
 
 def timings(call: Callable[[], object], rounds: int, warmup: int = 200) -> list[float]:
@@ -115,7 +116,7 @@ def spin_off() -> Iterator[None]:
 
 def large(rounds: int) -> list[tuple[int, float, float]]:
     rows = []
-    default = protocol.OUT_OF_BAND_MIN
+    default = codec.OUT_OF_BAND_MIN
     with ModelHandle(Measure, name="ipc-bench-large", pool="process") as handle:
         pool = handle._pool
         assert isinstance(pool, ProcessPool)
@@ -124,11 +125,11 @@ def large(rounds: int) -> list[tuple[int, float, float]]:
             spent: dict[int, list[float]] = {default: [], 1 << 62: []}
             for _ in range(rounds + 3):
                 for threshold, times in spent.items():
-                    protocol.OUT_OF_BAND_MIN = threshold
+                    codec.OUT_OF_BAND_MIN = threshold
                     start = time.perf_counter()
                     pool.submit(blob, 30).result()
                     times.append(time.perf_counter() - start)
-            protocol.OUT_OF_BAND_MIN = default
+            codec.OUT_OF_BAND_MIN = default
             oob, inband = (statistics.median(times[3:]) * 1e3 for times in spent.values())
             rows.append((mib, oob, inband))
     return rows

@@ -213,7 +213,7 @@ def _roles(server: Server, answers: dict[int, dict[str, Any]]) -> dict[int, str]
             roles[pid] = "web worker"
         elif pid in models:
             roles[pid] = "model worker"
-        elif "utilserve.pool.supervisor" in command:
+        elif "utilserve.pool.process.supervisor" in command:
             roles[pid] = "pool supervisor"
         else:
             roles[pid] = f"other: {command[:80]}"

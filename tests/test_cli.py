@@ -58,9 +58,8 @@ def test_openapi_document_is_valid_and_complete() -> None:
 def test_openapi_of_the_conformance_app_is_valid() -> None:
     from tests.apps.conformance import service
 
-    from utilserve.api.openapi import openapi_document
 
-    document = openapi_document(service)
+    document = service.openapi()
     validate(document)
     upload = document["paths"]["/api/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert upload["schema"]["properties"]["file"] == {"type": "string", "format": "binary"}

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from utilserve.api.errors import HTTPError
+from utilserve.errors import HTTPError
 from utilserve.pool import ModelHandle
 from utilserve.pool.batcher import Batcher
 

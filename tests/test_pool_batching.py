@@ -7,7 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from utilserve.api.errors import HTTPError
+from utilserve.errors import HTTPError
 from utilserve.pool import ModelHandle
 from utilserve.pool.batcher import Batcher
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from utilserve.api.errors import HTTPError
+from utilserve.errors import HTTPError
 from utilserve.pool import Model, ModelHandle
 
 from .test_pool_support import WAIT_S, Echo, EchoIn, EchoOut, echo

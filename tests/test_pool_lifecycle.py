@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import pytest
 
-from utilserve.api.errors import HTTPError
+from utilserve.errors import HTTPError
 from utilserve.pool import ModelHandle
 
 from .test_pool_support import WAIT_S, Echo, echo, outcome

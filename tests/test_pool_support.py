@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from utilserve.api.errors import HTTPError
+from utilserve.errors import HTTPError
 from utilserve.pool import Model
 
 WAIT_S = 10.0

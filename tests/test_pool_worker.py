@@ -3,7 +3,7 @@
 The process-pool tests run the server in spawned workers, where Linux's
 one-shot epoll serves; here :class:`TakingTurns` (what other platforms get)
 and a zero spin budget are served too, through the web side's own
-:class:`Direct` and :class:`Channel` connections.
+:class:`ThreadWorkerConnection` and :class:`SharedWorkerConnection` connections.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from typing import Any
 import pytest
 
 from utilserve import Model
-from utilserve.api.errors import HTTPError
-from utilserve.pool import protocol, worker
-from utilserve.pool.channel import Channel, Direct
-from utilserve.pool.launch import connect
-from utilserve.pool.readiness import OneShot, Readiness, TakingTurns
-from utilserve.pool.rendezvous import listen
-from utilserve.pool.spec import ModelSpec
-from utilserve.pool.spin import SPIN_ENV, spin, spin_budget
+from utilserve.errors import HTTPError
+from utilserve.pool.process import codec
+from utilserve.pool.process.worker import server as worker
+from utilserve.pool.process.client.connections import SharedWorkerConnection, ThreadWorkerConnection
+from utilserve.pool.process.sockets import connect
+from utilserve.pool.process.worker.readiness import OneShot, Readiness, TakingTurns
+from utilserve.pool.process.sockets import listen
+from utilserve.pool.process.spec import ModelSpec
+from utilserve.pool.process.spin import SPIN_ENV, spin, spin_budget
 
 from .apps.shared_models import Answer, Item
 
@@ -63,15 +64,15 @@ class Served:
     control: socket.socket
     thread: threading.Thread
     spin_s: float
-    clients: list[Channel | Direct] = field(default_factory=list)
+    clients: list[SharedWorkerConnection | ThreadWorkerConnection] = field(default_factory=list)
 
-    def direct(self) -> Direct:
-        direct = Direct("gated", os.getpid(), self.path, connect(self.path), lambda pid, path: None, self.spin_s)
+    def direct(self) -> ThreadWorkerConnection:
+        direct = ThreadWorkerConnection("gated", os.getpid(), self.path, connect(self.path), lambda pid, path: None, self.spin_s)
         self.clients.append(direct)
         return direct
 
-    def channel(self) -> Channel:
-        channel = Channel("gated", os.getpid(), self.path, connect(self.path), lambda channel: None)
+    def channel(self) -> SharedWorkerConnection:
+        channel = SharedWorkerConnection("gated", os.getpid(), self.path, connect(self.path), lambda channel: None)
         self.clients.append(channel)
         channel.start()
         return channel
@@ -85,9 +86,9 @@ class Served:
     def release(self, name: str) -> None:
         self.model.gates[name].set()
 
-    def hold(self, channel: Channel, name: str = "held") -> Future[Any]:
+    def hold(self, channel: SharedWorkerConnection, name: str = "held") -> Future[Any]:
         """An item held at a new gate ``name``, once the model runs it."""
-        held = channel.submit(WAIT_S, protocol.pack(Item(x=-1, hold=self.gate(name))))
+        held = channel.submit(WAIT_S, codec.pack(Item(x=-1, hold=self.gate(name))))
         assert self.model.started[name].wait(WAIT_S)
         return held
 
@@ -128,10 +129,10 @@ def served(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_a_lone_item_is_answered_and_two_connections_share_a_batch(served: Served) -> None:
-    assert served.direct().call(WAIT_S, protocol.pack(Item(x=5))).x == 5
+    assert served.direct().call(WAIT_S, codec.pack(Item(x=5))).x == 5
     first, second = served.channel(), served.channel()
     held = served.hold(first)
-    queued = [channel.submit(WAIT_S, protocol.pack(Item(x=x))) for channel, x in ((first, 1), (second, 2))]
+    queued = [channel.submit(WAIT_S, codec.pack(Item(x=x))) for channel, x in ((first, 1), (second, 2))]
     assert first.ping(WAIT_S) and second.ping(WAIT_S)
     served.release("held")
     assert [future.result(WAIT_S).x for future in (held, *queued)] == [-1, 1, 2]
@@ -141,10 +142,10 @@ def test_a_lone_item_is_answered_and_two_connections_share_a_batch(served: Serve
 def test_while_the_model_runs_pings_are_answered_and_a_full_queue_is_refused(served: Served) -> None:
     channel = served.channel()
     held = served.hold(channel)
-    queued = [channel.submit(WAIT_S, protocol.pack(Item(x=x))) for x in (1, 2, 3, 4)]
+    queued = [channel.submit(WAIT_S, codec.pack(Item(x=x))) for x in (1, 2, 3, 4)]
     assert channel.ping(WAIT_S)
     with pytest.raises(HTTPError) as refused:
-        served.direct().call(WAIT_S, protocol.pack(Item(x=5)))
+        served.direct().call(WAIT_S, codec.pack(Item(x=5)))
     assert (refused.value.status, refused.value.message) == (503, "model gated is overloaded: 4 requests already queued")
     served.release("held")
     assert [future.result(WAIT_S).x for future in (held, *queued)] == [-1, 1, 2, 3, 4]
@@ -153,7 +154,7 @@ def test_while_the_model_runs_pings_are_answered_and_a_full_queue_is_refused(ser
 def test_under_saturation_the_next_full_batch_runs_while_the_last_ones_answers_go_out(served: Served) -> None:
     channel = served.channel()
     first = served.hold(channel, "first")
-    second = [channel.submit(WAIT_S, protocol.pack(item)) for item in (Item(x=1, hold=served.gate("second")), Item(x=2))]
+    second = [channel.submit(WAIT_S, codec.pack(item)) for item in (Item(x=1, hold=served.gate("second")), Item(x=2))]
     assert channel.ping(WAIT_S)
     served.release("first")
     assert served.model.started["second"].wait(WAIT_S)
@@ -167,7 +168,7 @@ def test_under_saturation_the_next_full_batch_runs_while_the_last_ones_answers_g
 def test_stop_answers_queued_items_503_and_lets_the_running_batch_finish(served: Served) -> None:
     channel = served.channel()
     held = served.hold(channel)
-    queued = channel.submit(WAIT_S, protocol.pack(Item(x=1)))
+    queued = channel.submit(WAIT_S, codec.pack(Item(x=1)))
     assert channel.ping(WAIT_S)
     served.control.close()
     with pytest.raises(HTTPError) as stopped:

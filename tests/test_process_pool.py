@@ -30,8 +30,9 @@ import httpx
 import pytest
 
 from utilserve import Model, Service
-from utilserve.api.errors import HTTPError
-from utilserve.pool import ModelHandle, protocol
+from utilserve.errors import HTTPError
+from utilserve.pool import ModelHandle
+from utilserve.pool.process import codec, sockets
 from utilserve.pool.process import ProcessPool
 
 from .apps.shared_models import Blob, Broken, Echo, Item, Measure, Narrow, Picky, Quitter
@@ -159,7 +160,7 @@ def _submit_from_child(handle: ModelHandle, count: int, ready: Any, results: Any
     """In a forked child: send ``count`` items through the inherited pool, report what came back."""
     pid = os.getpid()
     futures = [inner(handle).submit(Item(x=pid * 100 + i, pid=pid), WAIT_S) for i in range(count)]
-    assert inner(handle)._link().sync(handle.name, WAIT_S), "the worker queued the items before this round trip"
+    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), "the worker queued the items before this round trip"
     ready.put(pid)
     results.put([(f.result(WAIT_S).x, pid) for f in futures])
 
@@ -305,7 +306,7 @@ def test_a_blocking_caller_past_its_deadline_gets_504_and_its_item_leaves_the_qu
     with pytest.raises(HTTPError) as late:
         handle.predict({"x": 55}, timeout=0.3)
     assert (late.value.status, late.value.message) == (504, f"model {handle.name} did not answer within 0.3 s")
-    assert inner(handle)._link().sync(handle.name, WAIT_S), "a round trip after the caller gave up: the worker saw it"
+    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), "a round trip after the caller gave up: the worker saw it"
     queued = [inner(handle).submit(Item(x=x), WAIT_S) for x in (7, 8)]
     hold.touch()
     assert [outcome(f).x for f in (held, *queued)] == [-1, 7, 8], "the queue had room again: item 55 left it"
@@ -339,7 +340,7 @@ def test_stop_leaves_no_process_behind(pool: Any, log: Path, procs: Processes) -
     assert len(pids) == 3 and all(alive(pid) for pid in pids)
     assert socket_path.stat().st_mode & 0o777 == 0o600
     assert socket_path.parent.stat().st_mode & 0o777 == 0o700
-    endpoints = [Path(path) for _, path in inner(handle)._state().workers]
+    endpoints = [Path(path) for _, path in inner(handle)._status().workers]
     assert len(endpoints) == 2 and all(path.stat().st_mode & 0o777 == 0o600 for path in endpoints)
     assert handle.predict({"x": 1}).x == 1
     handle.stop(WAIT_S)
@@ -360,7 +361,7 @@ def test_a_web_process_spreads_its_items_over_the_workers(pool: Any) -> None:
 def _queue_then_vanish(handle: ModelHandle, xs: list[int]) -> None:
     """In a forked child: queue items behind the held one, make sure the worker has them, exit at once."""
     futures = [inner(handle).submit(Item(x=x), WAIT_S) for x in xs]
-    ok = inner(handle)._link().sync(handle.name, WAIT_S) and not any(f.done() for f in futures)
+    ok = inner(handle)._supervisor().workers.sync(handle.name, WAIT_S) and not any(f.done() for f in futures)
     os._exit(0 if ok else 1)
 
 
@@ -372,7 +373,7 @@ def test_items_of_a_web_process_that_went_away_leave_the_queue(pool: Any, log: P
     child.start()
     child.join(WAIT_S)
     assert child.exitcode == 0, "the child's items were not queued behind the held one"
-    assert inner(handle)._link().sync(handle.name, WAIT_S), "a round trip after the child's end: the worker saw it"
+    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), "a round trip after the child's end: the worker saw it"
     queued = [inner(handle).submit(Item(x=x), WAIT_S) for x in (7, 8)]
     hold.touch()
     assert [outcome(f).x for f in (held, *queued)] == [-1, 7, 8], "the queue had room again: the child's items left it"
@@ -381,16 +382,16 @@ def test_items_of_a_web_process_that_went_away_leave_the_queue(pool: Any, log: P
 
 def test_large_bytes_travel_without_copies_and_round_trip(pool: Any) -> None:
     blob = b"ECHO" + bytes(range(256)) * 32768
-    parts = protocol.pack(Blob(data=blob))
+    parts = codec.pack(Blob(data=blob))
     assert len(parts) == 2 and len(parts[0]) < 1024
     assert memoryview(parts[1]).obj is blob, "the sender must pass the input's own memory, not a copy"
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        sender = threading.Thread(target=protocol.send, args=(ours, ("batch", [2]), parts))
+        sender = threading.Thread(target=sockets.send, args=(ours, ("batch", [2]), parts))
         sender.start()
-        head, buffers = protocol.FrameReader(theirs, exact=True).read()
+        head, buffers = sockets.FrameReader(theirs, exact=True).read()
         sender.join()
-    received = protocol.unpack(buffers)
+    received = codec.unpack(buffers)
     assert head == ("batch", [2]) and received.data == blob
     assert received.data is buffers[1], "a worker must hand the model the received bytes, not a copy"
     handle = pool(Measure)

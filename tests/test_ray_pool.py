@@ -29,8 +29,8 @@ from .pool_over_http import assert_overload_is_503_then_recovers, burst
 from .ray_head import LOOPBACK, RayHead
 from .support.servers import Cell, Server, serve
 
-ray_replica = pytest.importorskip("utilserve.pool.ray_replica", reason="pool='ray' needs the [ray] extra")
-ray_cluster = pytest.importorskip("utilserve.pool.ray_cluster")
+ray_replica = pytest.importorskip("utilserve.pool.ray.replica", reason="pool='ray' needs the [ray] extra")
+ray_cluster = pytest.importorskip("utilserve.pool.ray.cluster")
 
 APP = "tests.apps.ray_models:app"
 GUNICORN_64 = (*GUNICORN[: GUNICORN.index("--threads") + 1], "64", GUNICORN[-1])

@@ -44,11 +44,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _openapi(args: argparse.Namespace) -> None:
-    from .api.openapi import openapi_document
-
-    service = _service(args.target)
-    service.setup()
-    print(json.dumps(openapi_document(service), indent=2))
+    print(json.dumps(_service(args.target).openapi(), indent=2))
 
 
 def _debug(args: argparse.Namespace) -> None:
@@ -71,9 +67,9 @@ def _debug(args: argparse.Namespace) -> None:
 
 
 def _pool(args: argparse.Namespace) -> None:
-    from .pool.process import sidecar_specs
-    from .pool.rendezvous import SOCKET_ENV, make_private_parent
-    from .pool.supervisor import serve
+    from .pool.process.rendezvous import SOCKET_ENV, make_private_parent
+    from .pool.process.spec import ModelSpec
+    from .pool.process.supervisor.server import serve
 
     service = _service(args.target)
     path = args.socket or os.environ.get(SOCKET_ENV) or service.pool_socket
@@ -82,7 +78,7 @@ def _pool(args: argparse.Namespace) -> None:
             f"utilserve pool: no socket path; give --socket PATH (or set {SOCKET_ENV} or "
             "Service(pool_socket=...)), the same path the web workers get in UTILSERVE_POOL_SOCKET"
         )
-    specs = sidecar_specs(service)
+    specs = [ModelSpec.of(h.model_cls, h.name, h.workers) for h in service.models if h.pool_kind == "process"]
     if not specs:
         raise SystemExit(
             f"utilserve pool: {args.target} declares no model with the process pool; expected "

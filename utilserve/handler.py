@@ -13,32 +13,53 @@ import logging
 import os
 import threading
 import traceback
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .api.errors import HTTPError
+from .api.builtin import HEALTH_PATHS
 from .api.routing import Endpoint, Router
 from .concurrency import run_sync
+from .errors import HTTPError
 from .http import Request, Response, render
 
-if TYPE_CHECKING:
-    from .service import Service
+Hook = Callable[[], Coroutine[Any, Any, None]]
+"""Runs a service's startup or shutdown hooks (and starts or stops its models)."""
 
 logger = logging.getLogger("utilserve")
 
-HEALTH_PATHS = ("/livez", "/readyz")
+
 
 
 class Handler:
-    """What an adapter talks to: the compiled service, with no framework in sight."""
+    """What an adapter talks to: the compiled routes and plain settings, with no framework in sight.
 
-    def __init__(self, service: Service, router: Router) -> None:
-        self.service = service
+    ``startup`` and ``shutdown`` run the service's lifecycle; the handler
+    runs ``startup`` once per process (see :meth:`start_once`).
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        name: str,
+        route: str = "/",
+        max_body_size: int = 10 * 1024 * 1024,
+        production: bool = False,
+        asynchronous: bool = False,
+        sync_threads: int = 40,
+        startup: Hook,
+        shutdown: Hook,
+    ) -> None:
         self.router = router
-        self.route = service.route
-        self.max_body_size = service.max_body_size
-        self.production = service.production
-        self._executor = ThreadPoolExecutor(max_workers=service.sync_threads, thread_name_prefix="utilserve")
+        self.name = name
+        self.route = route
+        self.max_body_size = max_body_size
+        self.production = production
+        self.asynchronous = asynchronous
+        self._startup = startup
+        self._shutdown = shutdown
+        self._executor = ThreadPoolExecutor(max_workers=sync_threads, thread_name_prefix="utilserve")
         self._started_pid: int | None = None
         self._start_lock = threading.Lock()
 
@@ -90,15 +111,15 @@ class Handler:
             return
         with self._start_lock:
             if self._started_pid != os.getpid():
-                self.service.startup()
+                run_sync(self._startup())
                 self._started_pid = os.getpid()
 
     async def astart(self) -> None:
-        await self.service.astartup()
+        await self._startup()
         self._started_pid = os.getpid()
 
     async def astop(self) -> None:
-        await self.service.ashutdown()
+        await self._shutdown()
 
     def _internal_error(self, request: Request, error: Exception) -> Response:
         logger.exception("unhandled error in %s %s", request.method, request.path)

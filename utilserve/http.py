@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 from urllib.parse import parse_qs
 
 from pydantic_core import to_json
 
-from .api.errors import HTTPError
+from .errors import HTTPError
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -102,10 +102,11 @@ class Request:
     def read_body(self, limit: int) -> bytes:
         """Read the whole body from a sync stream, refusing more than ``limit`` bytes (413)."""
         if self._body is None:
-            if not _is_reader(self._stream):
+            stream = self._stream
+            if not _is_reader(stream):
                 raise RuntimeError("this request's body is an async stream: use aread_body()")
             self._check_declared_length(limit)
-            data = self._stream(limit + 1)
+            data = stream(limit + 1)
             if len(data) > limit:
                 raise _too_large(limit)
             self._body = data
@@ -114,13 +115,13 @@ class Request:
     async def aread_body(self, limit: int) -> bytes:
         """Read the whole body from either kind of stream, refusing more than ``limit`` bytes."""
         if self._body is None:
-            if _is_reader(self._stream):
+            stream = self._stream
+            if not isinstance(stream, AsyncIterable) or _is_reader(stream):
                 return self.read_body(limit)
             self._check_declared_length(limit)
             chunks: list[bytes] = []
             size = 0
-            assert self._stream is not None
-            async for chunk in self._stream:
+            async for chunk in stream:
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
@@ -195,7 +196,7 @@ def render(content: Any) -> tuple[bytes, str | None]:
     return to_json(content), JSON
 
 
-def _is_reader(stream: object) -> bool:
+def _is_reader(stream: object) -> TypeGuard[SyncBody]:
     """A sync ``read(n)``; some native streams are both callable and async-iterable."""
     return callable(stream) and not hasattr(stream, "__aiter__")
 

@@ -11,17 +11,14 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
-from pydantic_core import to_json
-
-from . import api
-from .api.base import API, build_router, with_blocking_form
-from .api.errors import HTTPError
-from .api.routing import Router
+from .api.base import API, build_router
+from .api.builtin import builtin_api, model_endpoint
+from .api.openapi import openapi_document
+from .api.routing import Endpoint, Router, join
 from .backends import Adapter, load_adapter, resolve_backend
 from .concurrency import run_sync
 from .handler import Handler
-from .http import Response
-from .pool import Model, ModelHandle
+from .pool import Model, ModelHandle, PoolOptions
 
 Hook = TypeVar("Hook", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -80,6 +77,7 @@ class Service:
         self.pool = pool
         self.pool_socket = pool_socket
         self.models: list[ModelHandle] = []
+        self.endpoints: list[Endpoint] = []
         self._model_routes: list[tuple[ModelHandle, str]] = []
         self.configs: dict[type, Any] = {}
         self._startup_hooks: list[Callable[[], Any]] = []
@@ -127,11 +125,7 @@ class Service:
         if self._handler is not None:
             raise RuntimeError(f"declare models before the app is built: {model_cls!r} came after setup()")
         kind = pool or os.environ.get("UTILSERVE_POOL") or self.pool
-        handle = ModelHandle(model_cls, name, workers, kind)
-        if kind == "process":
-            from .pool.process import register
-
-            register(model_cls, handle.name, group=self.name, socket=self.pool_socket)
+        handle = ModelHandle(model_cls, name, workers, kind, PoolOptions(group=self.name, socket=self.pool_socket))
         self.models.append(handle)
         if route is not None:
             self._model_routes.append((handle, route))
@@ -153,11 +147,26 @@ class Service:
             if self.api is not None:
                 build_router(self._resolve_api(), self.route, router)
             for handle, route in self._model_routes:
-                build_router(_model_api(handle, route), self.route, router)
+                router.add(model_endpoint(handle, join(self.route, route)))
             self.endpoints = list(router)
-            build_router(_builtin_api(self), "/", router)
-            self._handler = Handler(self, router)
+            build_router(builtin_api(self.route, lambda: self._running, self.models, self.openapi), "/", router)
+            self._handler = Handler(
+                router,
+                name=self.name,
+                route=self.route,
+                max_body_size=self.max_body_size,
+                production=self.production,
+                asynchronous=bool(self.asynchronous),
+                sync_threads=self.sync_threads,
+                startup=self.astartup,
+                shutdown=self.ashutdown,
+            )
         return self._handler
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the service's own endpoints (the built-in ones left out)."""
+        self.setup()
+        return openapi_document(self.endpoints, self.name, self.version, self.description)
 
     def application(self) -> Any:
         """The native WSGI/ASGI app of the chosen backend (built once)."""
@@ -241,51 +250,3 @@ def current() -> Service:
     if _current is None:
         raise LookupError("no Service has been created yet in this process")
     return _current
-
-
-def _builtin_api(service: Service) -> type[API]:
-    """Health probes at the app root and the OpenAPI document under the service route."""
-    from .api.openapi import openapi_document
-
-    document: dict[str, bytes] = {}
-
-    class Builtin(API):
-        @api.get("/livez")
-        async def livez(self) -> dict[str, str]:
-            return {"status": "ok"}
-
-        @api.get("/readyz")
-        async def readyz(self) -> dict[str, str]:
-            if not service.ready:
-                models = {handle.name: _model_state(handle) for handle in service.models}
-                raise HTTPError(503, "service is not ready", {"models": models}, {"Retry-After": "1"})
-            return {"status": "ready"}
-
-        @api.get(service.route.rstrip("/") + "/openapi.json")
-        async def openapi(self) -> Response:
-            if "json" not in document:
-                document["json"] = to_json(openapi_document(service))
-            return Response.json(document["json"])
-
-    return Builtin
-
-
-def _model_state(handle: ModelHandle) -> str:
-    if handle.ready:
-        return "ready"
-    return f"failed: {type(handle.error).__name__}" if handle.error else "loading"
-
-
-def _model_api(handle: ModelHandle, route: str) -> type[API]:
-    """``POST route``: the model's ``Input`` as the JSON body, its ``Output`` as the answer."""
-
-    def blocking_predict(self: API, item: Any) -> Any:
-        return handle.predict(item)
-
-    @with_blocking_form(blocking_predict)
-    async def predict(self: API, item: Any) -> Any:
-        return await handle.apredict(item)
-
-    predict.__annotations__ = {"item": handle.model_cls.Input, "return": handle.model_cls.Output}
-    predict.__doc__ = (handle.model_cls.__doc__ or f"Run {handle.name}.").strip()
-    return type(handle.name, (API,), {handle.name: api.post(route)(predict)})

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from .params import Signature
-from .routing import Endpoint, Router, split_template
+from .routing import Endpoint, Router, join, path_names
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 METHODS = ("get", "post", "put", "patch", "delete")
 _ROUTES_ATTR = "__utilserve_routes__"
-_BLOCKING_ATTR = "__utilserve_blocking__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,24 +67,10 @@ class _Verb:
 get, post, put, patch, delete = (_Verb(m) for m in METHODS)
 
 
-def with_blocking_form(blocking: Callable[..., Any]) -> Callable[[F], F]:
-    """Give an ``async def`` endpoint a plain twin with the same parameters, for sync servers.
-
-    On WSGI servers an async endpoint runs on a per-thread event loop; a
-    twin that blocks instead saves that loop's wake-ups on every request.
-    """
-
-    def mark(func: F) -> F:
-        setattr(func, _BLOCKING_ATTR, blocking)
-        return func
-
-    return mark
-
-
 def build_router(root: type[API], prefix: str = "/", router: Router | None = None) -> Router:
     """Compile an API class tree into a router, mounted at ``prefix``."""
     router = router if router is not None else Router()
-    _mount(root, _join(prefix), router, (root,))
+    _mount(root, join(prefix), router, (root,))
     return router
 
 
@@ -95,25 +80,24 @@ def _mount(cls: type[API], base: str, router: Router, chain: tuple[type[API], ..
     instance = cls()
     for name, func in _endpoint_functions(cls):
         for spec in getattr(func, _ROUTES_ATTR):
-            template = _join(base, _own_path(name, spec))
-            path_names = {s[1:-1].partition(":")[0] for s in split_template(template) if s.startswith("{")}
+            template = join(base, _own_path(name, spec))
+            bound = getattr(instance, name)
             router.add(
                 Endpoint(
                     method=spec.method,
                     template=template,
-                    func=getattr(instance, name),
-                    signature=Signature(func, path_names),
+                    func=bound,
+                    signature=Signature(bound, path_names(template)),
                     is_async=inspect.iscoroutinefunction(func),
                     status=spec.status,
-                    summary=spec.summary or _first_line(func.__doc__),
+                    summary=spec.summary or first_line(func.__doc__),
                     tags=(cls.__name__,),
-                    blocking=_bound_blocking_form(func, instance),
                 )
             )
     for attribute, child in _children(cls):
         if child in chain:
             raise TypeError(f"{cls.__name__}.{attribute}: {child.__name__} mounts itself (a cycle in the API tree)")
-        _mount(child, _join(base, attribute), router, (*chain, child))
+        _mount(child, join(base, attribute), router, (*chain, child))
 
 
 def _endpoint_functions(cls: type[API]) -> list[tuple[str, Callable[..., Any]]]:
@@ -127,11 +111,6 @@ def _endpoint_functions(cls: type[API]) -> list[tuple[str, Callable[..., Any]]]:
     return list(found.items())
 
 
-def _bound_blocking_form(func: Callable[..., Any], instance: API) -> Callable[..., Any] | None:
-    blocking = getattr(func, _BLOCKING_ATTR, None)
-    return None if blocking is None else blocking.__get__(instance)
-
-
 def _children(cls: type[API]) -> list[tuple[str, type[API]]]:
     hints = typing.get_type_hints(cls)
     return [(name, hint) for name, hint in hints.items() if isinstance(hint, type) and issubclass(hint, API)]
@@ -143,10 +122,6 @@ def _own_path(name: str, spec: RouteSpec) -> str:
     return "" if name.lower() in METHODS else name
 
 
-def _join(*parts: str) -> str:
-    joined = "/".join(p.strip("/") for p in parts if p.strip("/"))
-    return "/" + joined
-
-
-def _first_line(doc: str | None) -> str | None:
+def first_line(doc: str | None) -> str | None:
+    """A docstring's first line: an operation's summary."""
     return doc.strip().splitlines()[0] if doc and doc.strip() else None

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from ..http import Response
-from .params import Param, Source, UploadFile, _strip_optional
+from .params import Param, Source, UploadFile, strip_optional
 from .routing import Endpoint
-
-if TYPE_CHECKING:
-    from ..service import Service
 
 REF = "#/components/schemas/{model}"
 
@@ -41,7 +39,7 @@ class _Schemas:
         self.components: dict[str, Any] = {"Error": ERROR_SCHEMA}
 
     def of(self, annotation: Any) -> dict[str, Any]:
-        base = _strip_optional(annotation)
+        base = strip_optional(annotation)
         if base is UploadFile or base is bytes:
             return {"type": "string", "format": "binary"}
         try:
@@ -55,15 +53,16 @@ class _Schemas:
         return schema
 
 
-def openapi_document(service: Service) -> dict[str, Any]:
+def openapi_document(endpoints: Iterable[Endpoint], title: str, version: str, description: str = "") -> dict[str, Any]:
+    """The document of ``endpoints``, titled ``title``."""
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
-    for endpoint in service.endpoints:
+    for endpoint in endpoints:
         template = endpoint.template.replace(":path}", "}")
         paths.setdefault(template, {})[endpoint.method.lower()] = _operation(endpoint, schemas)
-    info = {"title": service.name, "version": service.version}
-    if service.description:
-        info["description"] = service.description
+    info = {"title": title, "version": version}
+    if description:
+        info["description"] = description
     return {
         "openapi": "3.1.0",
         "info": info,
@@ -113,9 +112,9 @@ def _request_body(params: list[Param], schemas: _Schemas) -> dict[str, Any] | No
     body = [p for p in params if p.source is Source.BODY]
     if files:
         properties = {p.wire: schemas.of(p.annotation) for p in files}
-        required = [p.wire for p in files if p.required]
-        schema = {"type": "object", "properties": properties, "required": required}
-        return {"required": bool(required), "content": {"multipart/form-data": {"schema": schema}}}
+        names = [p.wire for p in files if p.required]
+        form = {"type": "object", "properties": properties, "required": names}
+        return {"required": bool(names), "content": {"multipart/form-data": {"schema": form}}}
     if not body:
         return None
     if len(body) == 1 and not body[0].named:

@@ -28,8 +28,8 @@ from pydantic import (
     create_model,
 )
 
+from ..errors import HTTPError, validation_detail, validation_details
 from ..http import Request
-from .errors import HTTPError
 
 
 class Source(StrEnum):
@@ -110,10 +110,11 @@ class Signature:
     """How to turn a request into the keyword arguments of one endpoint."""
 
     def __init__(self, fn: Callable[..., Any], path_names: set[str]) -> None:
+        """``fn`` as it will be called: a bound method, or a function with no ``self``."""
         hints = typing.get_type_hints(fn, include_extras=True)
         self.request_arg: str | None = None
         self.params: list[Param] = []
-        for parameter in list(inspect.signature(fn).parameters.values())[1:]:
+        for parameter in inspect.signature(fn).parameters.values():
             annotation = hints.get(parameter.name, str)
             if annotation is Request:
                 self.request_arg = parameter.name
@@ -167,7 +168,7 @@ class Signature:
                     raw[param.name] = request.cookies[param.wire]
             elif param.wire in files:
                 upload = files[param.wire]
-                raw[param.name] = upload.read() if _strip_optional(param.annotation) is bytes else upload
+                raw[param.name] = upload.read() if strip_optional(param.annotation) is bytes else upload
         return raw
 
     def _bind_body(self, request: Request, errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,7 +180,7 @@ class Signature:
             else:
                 param = self.body[0]
                 if param.required:
-                    errors.append(_detail(Source.BODY, param.wire, "Field required", "missing"))
+                    errors.append(validation_detail(Source.BODY, param.wire, "Field required", "missing"))
                     return {}
                 return {param.name: param.default}
         try:
@@ -190,7 +191,8 @@ class Signature:
             errors.extend(validation_details(exc, self._locate_body))
             return {}
         if self._embed:
-            return value.__dict__
+            fields: dict[str, Any] = value.__dict__
+            return fields
         return {self.body[0].name: value}
 
     def _locate(self, loc: tuple[Any, ...]) -> tuple[Source, str]:
@@ -230,30 +232,31 @@ def _split_marker(annotation: Any) -> tuple[Any, Marker | None]:
     markers = [m for m in metadata if isinstance(m, Marker)]
     rest = [m for m in metadata if not isinstance(m, Marker)]
     if rest:
-        base = Annotated[(base, *rest)]  # type: ignore[valid-type]
+        base = Annotated[(base, *rest)]
     return base, markers[-1] if markers else None
 
 
-def _strip_optional(annotation: Any) -> Any:
+def strip_optional(annotation: Any) -> Any:
+    """``T`` for ``Optional[T]`` / ``T | None`` (and ``Annotated`` around them); anything else as it is."""
     if get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
     if get_origin(annotation) in (Union, UnionType):
         args = [a for a in get_args(annotation) if a is not NoneType]
         if len(args) == 1:
-            return _strip_optional(args[0])
+            return strip_optional(args[0])
     return annotation
 
 
 def _is_sequence(annotation: Any) -> bool:
-    annotation = _strip_optional(annotation)
+    annotation = strip_optional(annotation)
     return (get_origin(annotation) or annotation) in _SEQUENCES
 
 
 def _is_model(annotation: Any) -> bool:
-    annotation = _strip_optional(annotation)
+    annotation = strip_optional(annotation)
     if _is_sequence(annotation):
         args = get_args(annotation)
-        annotation = _strip_optional(args[0]) if args else None
+        annotation = strip_optional(args[0]) if args else None
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
@@ -275,25 +278,10 @@ def _body_adapter(fn: Callable[..., Any], params: list[Param]) -> tuple[TypeAdap
         return None, False
     if len(params) == 1 and not params[0].named:
         return TypeAdapter(params[0].annotation), False
-    fields = {
+    fields: dict[str, Any] = {
         p.name: (p.annotation, Field(... if p.required else p.default, alias=p.wire)) for p in params
     }
     return TypeAdapter(create_model(f"{fn.__qualname__}.body", **fields)), True
-
-
-def validation_details(
-    exc: ValidationError, locate: Callable[[tuple[Any, ...]], tuple[Source, str]]
-) -> list[dict[str, Any]]:
-    """The 422 ``detail`` entries, one per failing field: where it was, its name, why."""
-    details = []
-    for error in exc.errors(include_url=False, include_context=False, include_input=False):
-        source, field = locate(error["loc"])
-        details.append(_detail(source, field, error["msg"], error["type"]))
-    return details
-
-
-def _detail(source: Source, field: str, message: str, kind: str) -> dict[str, Any]:
-    return {"in": source.value, "field": field, "message": message, "type": kind}
 
 
 def _multipart(request: Request) -> dict[str, UploadFile]:
@@ -311,5 +299,6 @@ def _multipart(request: Request) -> dict[str, UploadFile]:
         name = part.get_param("name", header="content-disposition")
         if isinstance(name, str):
             payload = part.get_payload(decode=True)
-            files[name] = UploadFile(part.get_filename(), part.get_content_type(), io.BytesIO(payload or b""))
+            data = payload if isinstance(payload, bytes) else b""
+            files[name] = UploadFile(part.get_filename(), part.get_content_type(), io.BytesIO(data))
     return files

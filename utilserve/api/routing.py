@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import HTTPError
+from ..errors import HTTPError
 from .params import Signature
 
 
@@ -27,7 +27,11 @@ class Endpoint:
     summary: str | None = None
     tags: tuple[str, ...] = ()
     blocking: Callable[..., Any] | None = None
-    """A plain-function form of an async endpoint: sync servers call it instead of running a private event loop."""
+    """A blocking twin of an async ``func`` that sync servers call instead of running an event loop per thread.
+
+    Model routes have one: a blocking caller reads its answer on its own
+    connection to the model worker.
+    """
 
 
 @dataclass(slots=True, eq=False)
@@ -132,6 +136,16 @@ def _walk(node: _Node, segments: list[str], index: int, params: dict[str, str]) 
     if node.tail is not None:
         return node.tail, {**params, node.tail_name or "": "/".join(segments[index:])}
     return None
+
+
+def join(*parts: str) -> str:
+    """Path parts joined with single slashes, from the root: ``join("/api/", "items")`` is ``/api/items``."""
+    return "/" + "/".join(part.strip("/") for part in parts if part.strip("/"))
+
+
+def path_names(template: str) -> set[str]:
+    """The parameter names of a path template: ``{"id", "rest"}`` for ``/a/{id}/{rest:path}``."""
+    return {segment[1:-1].partition(":")[0] for segment in split_template(template) if _is_param(segment)}
 
 
 def split_template(template: str) -> list[str]:

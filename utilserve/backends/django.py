@@ -25,7 +25,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import import_module
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
@@ -36,11 +36,9 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, clear_url_caches, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from ..handler import HEALTH_PATHS, Handler
+from ..api.builtin import HEALTH_PATHS
+from ..handler import Handler
 from ..http import Request, Response
-
-if TYPE_CHECKING:
-    from ..service import Service
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -65,7 +63,7 @@ class NativeResponse(HttpResponse):
         if "Content-Length" not in self:
             self["Content-Length"] = str(len(response.body))
 
-    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+    def items(self) -> list[tuple[str, str]]:
         return [*self.headers.items(), *self.repeated]
 
 
@@ -98,9 +96,16 @@ def _patterns(handler: Handler, asynchronous: bool, catch_all: bool = False) -> 
     return [re_path(rf"^{re.escape(prefix)}(?:/|$)", view), re_path(rf"^(?:{health})/?$", view)]
 
 
-def urlpatterns(service: Service) -> list[URLPattern]:
-    """utilserve's patterns for a project's URLconf: async views when ``service.asynchronous``."""
-    return _patterns(service.setup(), bool(service.asynchronous))
+class Compilable(Protocol):
+    """What :func:`urlpatterns` needs of a ``Service``."""
+
+    def setup(self) -> Handler: ...
+
+
+def urlpatterns(service: Compilable) -> list[URLPattern]:
+    """utilserve's patterns for a project's URLconf: async views when the service is ``asynchronous``."""
+    handler = service.setup()
+    return _patterns(handler, handler.asynchronous)
 
 
 class Lifespan:
@@ -163,7 +168,7 @@ def application(handler: Handler, native: WSGIHandler | ASGIHandler | None) -> W
     if standalone:
         _configure_standalone(handler)
     if native is None:
-        native = get_asgi_application() if handler.service.asynchronous else get_wsgi_application()
+        native = get_asgi_application() if handler.asynchronous else get_wsgi_application()
     asynchronous = isinstance(native, ASGIHandler)
     _mount(handler, asynchronous, catch_all=standalone)
     return Lifespan(native, handler) if asynchronous else native

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import flask
 
-from ..handler import HEALTH_PATHS, Handler
+from ..api.builtin import HEALTH_PATHS
+from ..handler import Handler
 from ..http import Request, Response
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
 def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
-    app = native if native is not None else flask.Flask(handler.service.name)
+    app = native if native is not None else flask.Flask(handler.name)
 
     class NativeResponse(app.response_class):  # type: ignore[name-defined, misc]
         """The app's own response class, minus Werkzeug's default text/html for typeless bodies."""

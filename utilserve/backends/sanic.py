@@ -14,7 +14,8 @@ from sanic.constants import HTTP_METHODS
 from sanic.exceptions import MethodNotAllowed
 from sanic.response import HTTPResponse
 
-from ..handler import HEALTH_PATHS, Handler
+from ..api.builtin import HEALTH_PATHS
+from ..handler import Handler
 from ..http import Request
 
 METHODS = [str(method) for method in HTTP_METHODS]
@@ -34,8 +35,8 @@ class NativeResponse(HTTPResponse):
         )
 
 
-def application(handler: Handler, native: Sanic | None) -> Sanic:
-    app = native if native is not None else Sanic(app_name(handler.service.name))
+def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, Any]:
+    app = native if native is not None else Sanic(app_name(handler.name))
 
     async def view(request: SanicRequest, path: str = "") -> HTTPResponse:
         # A streaming route leaves the body unread: the core reads it lazily and owns the size limit (413).
@@ -63,10 +64,10 @@ def application(handler: Handler, native: Sanic | None) -> Sanic:
 
         app.exception(MethodNotAllowed)(other_method)
 
-    async def start(app: Sanic) -> None:
+    async def start(app: Sanic[Any, Any]) -> None:
         await handler.astart()
 
-    async def stop(app: Sanic) -> None:
+    async def stop(app: Sanic[Any, Any]) -> None:
         await handler.astop()
 
     app.before_server_start(start)
@@ -75,13 +76,13 @@ def application(handler: Handler, native: Sanic | None) -> Sanic:
 
 
 async def _body(stream: Any) -> AsyncIterator[bytes]:
-    """Sanic's body stream as a plain async iterator: under ASGI it is also callable, not a read(n)."""
+    """Sanic[Any, Any]'s body stream as a plain async iterator: under ASGI it is also callable, not a read(n)."""
     async for chunk in stream:
         yield chunk
 
 
 def app_name(service_name: str) -> str:
-    """A valid Sanic app name, unique in this process: Sanic refuses to register one name twice.
+    """A valid Sanic[Any, Any] app name, unique in this process: Sanic[Any, Any] refuses to register one name twice.
 
     The suffix depends only on creation order, so worker processes that re-import
     the app module derive the same name as the main process.
@@ -96,5 +97,5 @@ def app_name(service_name: str) -> str:
     return name
 
 
-def run(app: Sanic, handler: Handler, host: str, port: int) -> None:
+def run(app: Sanic[Any, Any], handler: Handler, host: str, port: int) -> None:
     app.run(host=host, port=port, single_process=True)

@@ -11,7 +11,8 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Route
 
-from ..handler import HEALTH_PATHS, Handler
+from ..api.builtin import HEALTH_PATHS
+from ..handler import Handler
 from ..http import Request, Response
 
 Scope = MutableMapping[str, Any]

@@ -17,7 +17,8 @@ from urllib.parse import unquote
 
 import tornado.web
 
-from ..handler import HEALTH_PATHS, Handler
+from ..api.builtin import HEALTH_PATHS
+from ..handler import Handler
 from ..http import Request
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
@@ -71,7 +72,7 @@ class Endpoint(tornado.web.RequestHandler):
         if response.body:
             self.write(response.body)
 
-    get = head = post = put = patch = delete = options = trace = serve  # type: ignore[assignment]
+    get = head = post = put = patch = delete = options = trace = serve
 
 
 async def _body(chunks: list[bytes]) -> AsyncIterator[bytes]:

@@ -1,19 +1,33 @@
-"""The interface every pool kind (thread, process, ray) offers to a ``ModelHandle``."""
+"""The interface every pool kind (thread, process, ray) offers to a ``ModelHandle``, and what they share."""
 
 from __future__ import annotations
 
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel
+
+from ..errors import HTTPError, unavailable
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """Where a model's pool lives, beyond the model itself; each kind reads what concerns it."""
+
+    group: str = ""
+    """The models of one group (a service) share one process-pool supervisor; empty: the model's own."""
+    socket: str | None = None
+    """The socket of a sidecar process pool (``utilserve pool``) to join instead of starting one."""
 
 
 class Pool(Protocol):
     """Workers that each hold a ``Model`` instance and serve batched requests.
 
-    Built as ``kind(model_cls, name, workers)``. ``submit`` returns a future that always resolves: to the item's
-    ``Output`` or to an ``HTTPError``. Cancelling the future drops an item
-    that no worker has taken yet.
+    Built as ``kind(model_cls, name, workers, options)``. ``submit`` returns
+    a future that always resolves: to the item's ``Output`` or to an
+    ``HTTPError``. Cancelling the future drops an item that no worker has
+    taken yet.
     """
 
     def start(self) -> None:
@@ -58,3 +72,13 @@ def load_failure(name: str, error: BaseException, what: str = "setup failed") ->
     failure = RuntimeError(f"model {name}: {what}: {type(error).__name__}: {error}")
     failure.__cause__ = error
     return failure
+
+
+def not_ready(name: str, reason: str = "") -> HTTPError:
+    """The 503 of a model that cannot take items now, and why (loading, restarting, setup failed...)."""
+    return unavailable(f"model {name} is not ready" + (f" ({reason})" if reason else ""))
+
+
+def shutting_down(name: str) -> HTTPError:
+    """The 503 of an item that a stopping pool will not run."""
+    return unavailable(f"model {name} is shutting down")

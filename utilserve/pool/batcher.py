@@ -49,9 +49,7 @@ from functools import partial
 from time import monotonic
 from typing import Any
 
-from ..api.errors import HTTPError
-
-RETRY_AFTER = {"Retry-After": "1"}
+from ..errors import HTTPError, unavailable
 
 
 @dataclass(eq=False, slots=True)
@@ -101,13 +99,9 @@ class Batcher:
         item = Item(payload, deadline, monotonic())
         with self._cond:
             if self._closed is not None:
-                raise _copy(self._closed)
+                raise self._closed.copy()
             if len(self._queue) >= self._max_queue:
-                raise HTTPError(
-                    503,
-                    f"model {self.name} is overloaded: {self._max_queue} requests already queued",
-                    headers=dict(RETRY_AFTER),
-                )
+                raise unavailable(f"model {self.name} is overloaded: {self._max_queue} requests already queued")
             self._queue.append(item)
             self._last_arrival = item.arrived
             self._cond.notify()
@@ -196,7 +190,7 @@ class Batcher:
             self._queue.clear()
             self._cond.notify_all()
         for item in dropped:
-            item.future.set_exception(_copy(error))
+            item.future.set_exception(error.copy())
 
     def _wait_for_batch(self, expired: list[Item]) -> list[Item] | None:
         """With the lock held: wait until a batch is due, then take it (``[]``: all dropped)."""
@@ -243,8 +237,3 @@ class Batcher:
         if future.cancelled():
             with self._cond, suppress(ValueError):
                 self._queue.remove(item)
-
-
-def _copy(error: HTTPError) -> HTTPError:
-    """A fresh instance per caller: one exception raised in many threads tangles tracebacks."""
-    return HTTPError(error.status, error.message, error.detail, dict(error.headers))

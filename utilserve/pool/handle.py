@@ -12,9 +12,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
-from ..api.errors import HTTPError
-from ..api.params import Source, validation_details
-from .base import Pool
+from ..errors import HTTPError, validation_details
+from .base import Pool, PoolOptions, not_ready
 from .model import Model
 
 POOLS: dict[str, str] = {
@@ -25,7 +24,7 @@ POOLS: dict[str, str] = {
 """Pool kinds by name, imported on first use (Ray is an optional dependency)."""
 
 
-def pool_class(kind: str) -> Callable[[type[Model], str, int], Pool]:
+def pool_class(kind: str) -> Callable[[type[Model], str, int, PoolOptions], Pool]:
     module_name, _, attribute = POOLS[kind].partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -51,6 +50,7 @@ class ModelHandle:
         name: str | None = None,
         workers: int = 1,
         pool: str = "thread",
+        options: PoolOptions = PoolOptions(),
     ) -> None:
         if not (isinstance(model_cls, type) and issubclass(model_cls, Model)):
             raise TypeError(f"ModelHandle needs a Model subclass, got {model_cls!r}")
@@ -64,6 +64,11 @@ class ModelHandle:
         self.name = name or model_cls.__name__
         self.workers = workers
         self.pool_kind = pool
+        self.options = options
+        if pool == "process":
+            from .process.spec import importable_target
+
+            importable_target(model_cls, self.name)  # fail where the model is declared, not at its first request
         self._pool: Pool | None = None
         self._lock = threading.Lock()
 
@@ -71,7 +76,7 @@ class ModelHandle:
         """Start loading the workers (returns at once); a no-op while started."""
         with self._lock:
             if self._pool is None:
-                self._pool = pool_class(self.pool_kind)(self.model_cls, self.name, self.workers)
+                self._pool = pool_class(self.pool_kind)(self.model_cls, self.name, self.workers, self.options)
                 self._pool.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -145,7 +150,7 @@ class ModelHandle:
         payload = self._validate(item)
         pool = self._pool
         if pool is None:
-            raise HTTPError(503, f"model {self.name} is not ready", headers={"Retry-After": "1"})
+            raise not_ready(self.name)
         return pool, payload, wait
 
     def _validate(self, item: Any) -> BaseModel:
@@ -156,12 +161,13 @@ class ModelHandle:
         try:
             return schema.model_validate(data)
         except ValidationError as exc:
-            detail = validation_details(exc, _body_field)
+            detail = validation_details(exc, _input_field)
             raise HTTPError(422, f"invalid input for model {self.name}", detail=detail) from None
 
     def _timed_out(self, wait: float) -> HTTPError:
         return HTTPError(504, f"model {self.name} did not answer within {wait:g} s")
 
 
-def _body_field(loc: tuple[Any, ...]) -> tuple[Source, str]:
-    return Source.BODY, ".".join(str(part) for part in loc) or "input"
+def _input_field(loc: tuple[Any, ...]) -> tuple[str, str]:
+    """A model's input is a request body wherever it came from."""
+    return "body", ".".join(str(part) for part in loc) or "input"

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..api.errors import HTTPError
+from ..errors import HTTPError
 from .model import ErrorMapping, Model
 
 logger = logging.getLogger("utilserve.pool")
@@ -49,7 +49,7 @@ def to_http_error(model: Model, name: str, exc: Exception) -> HTTPError:
     named and the traceback goes to the log.
     """
     if isinstance(exc, HTTPError):
-        error = HTTPError(exc.status, exc.message, exc.detail, dict(exc.headers))
+        error = exc.copy()
     else:
         target = _mapped(type(model).errors, type(exc))
         if target is None:
@@ -97,9 +97,4 @@ def _fail_all(batch: list[BaseModel], message: str) -> list[Outcome]:
 
 def _for_each(batch: list[BaseModel], error: HTTPError) -> list[Outcome]:
     """One instance per item: a single exception raised in many threads tangles tracebacks."""
-    copies: list[Outcome] = [error]
-    for _ in batch[1:]:
-        copy = HTTPError(error.status, error.message, error.detail, dict(error.headers))
-        copy.__cause__ = error.__cause__
-        copies.append(copy)
-    return copies
+    return [error, *(error.copy() for _ in batch[1:])]

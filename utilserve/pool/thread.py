@@ -14,9 +14,9 @@ from time import monotonic
 
 from pydantic import BaseModel
 
-from ..api.errors import HTTPError
-from .base import load_failure, result_within
-from .batcher import RETRY_AFTER, Batcher
+from ..errors import HTTPError
+from .base import PoolOptions, load_failure, not_ready, result_within, shutting_down
+from .batcher import Batcher
 from .model import Model
 from .outcome import run_batch
 
@@ -29,7 +29,7 @@ class ThreadPool:
     Single use: after :meth:`stop` build a new pool.
     """
 
-    def __init__(self, model_cls: type[Model], name: str, workers: int = 1) -> None:
+    def __init__(self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()):
         self.model_cls = model_cls
         self.name = name
         self._batcher = Batcher(
@@ -70,12 +70,7 @@ class ThreadPool:
 
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
         if not self.ready:
-            reason = (
-                f" (setup failed: {type(self._error).__name__})" if self._error is not None else ""
-            )
-            raise HTTPError(
-                503, f"model {self.name} is not ready{reason}", headers=dict(RETRY_AFTER)
-            )
+            raise not_ready(self.name, f"setup failed: {type(self._error).__name__}" if self._error else "")
         return self._batcher.submit(item, monotonic() + timeout_s)
 
     def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
@@ -86,9 +81,7 @@ class ThreadPool:
             if self._stopped:
                 return
             self._stopped = True
-        self._batcher.close(
-            HTTPError(503, f"model {self.name} is shutting down", headers=dict(RETRY_AFTER))
-        )
+        self._batcher.close(shutting_down(self.name))
         self._settled.set()
         if not self._started:
             return

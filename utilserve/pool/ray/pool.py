@@ -34,12 +34,11 @@ from ray.serve import exceptions as serve_errors
 from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
 
-from ..api.errors import HTTPError
-from .base import load_failure, result_within
-from .batcher import RETRY_AFTER
-from .model import Model
-from .ray_cluster import Cluster, acquire, host_lock, release
-from .ray_replica import application, deployment_options
+from ...errors import HTTPError, unavailable
+from ..base import PoolOptions, load_failure, not_ready, result_within, shutting_down
+from ..model import Model
+from .cluster import Cluster, acquire, host_lock, release
+from .replica import application, deployment_options
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -66,7 +65,7 @@ class RayPool:
     while Ray replaces it. Single use: after :meth:`stop` build a new pool.
     """
 
-    def __init__(self, model_cls: type[Model], name: str, workers: int = 1) -> None:
+    def __init__(self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()):
         self.model_cls = model_cls
         self.name = name
         self.app_name = f"{model_cls.__module__}.{name}"
@@ -76,7 +75,7 @@ class RayPool:
         self._stopping = threading.Event()
         self._settled = threading.Event()
         self._cluster: Cluster | None = None
-        self._handle: DeploymentHandle | None = None
+        self._handle: DeploymentHandle[Any] | None = None
         self._error: BaseException | None = None
         self._serving = False
         self._started = False
@@ -115,12 +114,12 @@ class RayPool:
         with self._lock:
             cluster, handle = self._cluster, self._handle
             if not self.ready or cluster is None or handle is None:
-                failed = f" (Ray deployment failed: {type(self._error).__name__})" if self._error else ""
-                raise HTTPError(503, f"model {self.name} is not ready{failed}", headers=dict(RETRY_AFTER))
+                failed = f"Ray deployment failed: {type(self._error).__name__}" if self._error else ""
+                raise not_ready(self.name, failed)
             try:
                 cluster.loop.call_soon_threadsafe(self._begin, handle, item, timeout_s, future)
             except RuntimeError:  # the loop closed: the process is exiting
-                raise self._shutting_down() from None
+                raise shutting_down(self.name) from None
             self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future
@@ -144,7 +143,7 @@ class RayPool:
                 cluster.loop.call_soon_threadsafe(self._cancel_tasks)
         for future in pending:
             with suppress(InvalidStateError):
-                future.set_exception(self._shutting_down())
+                future.set_exception(shutting_down(self.name))
         self._stopping.set()
         self._settled.set()
         if self._started:
@@ -217,7 +216,7 @@ class RayPool:
         self._settled.set()
 
     def _begin(
-        self, handle: DeploymentHandle, item: BaseModel, timeout_s: float, future: Future[BaseModel]
+        self, handle: DeploymentHandle[Any], item: BaseModel, timeout_s: float, future: Future[BaseModel]
     ) -> None:
         """On the loop thread: start the call; a cancelled future cancels it, its end settles the future."""
         if future.cancelled():
@@ -227,7 +226,7 @@ class RayPool:
         task.add_done_callback(partial(self._settle, future))
         future.add_done_callback(partial(_cancel_on_cancel, task))
 
-    async def _call(self, handle: DeploymentHandle, item: BaseModel, timeout_s: float) -> BaseModel:
+    async def _call(self, handle: DeploymentHandle[Any], item: BaseModel, timeout_s: float) -> BaseModel:
         try:
             response = handle.remote(item, time.time() + timeout_s)
         except Exception as exc:  # noqa: BLE001 - every Ray failure becomes an HTTP error
@@ -236,10 +235,10 @@ class RayPool:
             async with asyncio.timeout(timeout_s):
                 outcome = await response
         except asyncio.CancelledError:
-            response.cancel()
+            response.cancel()  # type: ignore[no-untyped-call]  # Ray leaves DeploymentResponse.cancel unannotated
             raise
         except TimeoutError:
-            response.cancel()
+            response.cancel()  # type: ignore[no-untyped-call]  # as above
             raise HTTPError(504, f"model {self.name} did not answer within {timeout_s:g} s") from None
         except Exception as exc:  # noqa: BLE001 - every Ray failure becomes an HTTP error
             raise self._http_error(exc) from None
@@ -251,7 +250,7 @@ class RayPool:
         self._tasks.discard(task)
         with suppress(InvalidStateError):  # the caller cancelled, or stop() answered first
             if task.cancelled():
-                future.set_exception(self._shutting_down())
+                future.set_exception(shutting_down(self.name))
             elif (error := task.exception()) is not None:
                 future.set_exception(error)
             else:
@@ -261,24 +260,17 @@ class RayPool:
         for task in list(self._tasks):
             task.cancel()
 
-    def _shutting_down(self) -> HTTPError:
-        return HTTPError(503, f"model {self.name} is shutting down", headers=dict(RETRY_AFTER))
-
     def _http_error(self, exc: Exception) -> HTTPError:
         """Ray's failure as the error contract; the traceback goes to the log, never to the client."""
         if isinstance(exc, serve_errors.BackPressureError):
-            retry = exc.retry_after_s
-            headers = {"Retry-After": str(math.ceil(retry))} if retry is not None else dict(RETRY_AFTER)
             queued = self.options.get("max_queued_requests")
             message = f"model {self.name} is overloaded: {queued} requests already queued"
-            return HTTPError(503, message, headers=headers)
+            if exc.retry_after_s is None:
+                return unavailable(message)
+            return unavailable(message, retry_after_s=math.ceil(exc.retry_after_s))
         if isinstance(exc, REPLICA_LOST):
             logger.warning("model %s: Ray replica lost: %s", self.name, exc)
-            return HTTPError(
-                503,
-                f"model {self.name}: its Ray replica was lost ({type(exc).__name__}); retry",
-                headers=dict(RETRY_AFTER),
-            )
+            return unavailable(f"model {self.name}: its Ray replica was lost ({type(exc).__name__}); retry")
         logger.error("model %s: Ray call failed", self.name, exc_info=exc)
         cause: Any = getattr(exc, "cause", None) or exc
         return HTTPError(500, f"model {self.name}: Ray call failed: {type(cause).__name__}")

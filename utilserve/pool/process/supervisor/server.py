@@ -1,24 +1,13 @@
-"""The supervisor process: hosts models for every web process that connects to its socket.
+"""The supervisor: hosts models for every web process that connects to its socket.
 
-Started once per pool group by the first client that finds no supervisor
-(``python -m utilserve.pool.supervisor --socket PATH --owner PID``), or in
-the foreground as a sidecar (``utilserve pool TARGET --socket PATH``).
-
-- It is the pool's control plane, not its data path: it starts and restarts
-  model workers (:class:`HostedModel`) and tells every client where they
-  listen; clients send their items straight to the workers.
-- One thread per client connection (one per web process) reads its frames.
-  Messages a client sends: ``load`` (host a model, idempotent; the answer
-  and every later change is a ``state`` push), ``unload``, ``exit``,
-  ``ping``.
-- It exits, draining running batches first and taking its model workers
-  with it, on SIGTERM/SIGINT, on ``exit`` from its owner, or when the owner
-  process (the server master) is gone.
+One thread per web process reads its control connection (see
+:mod:`..messages` for what they say). It exits, draining running batches
+first and taking its model workers with it, on SIGTERM/SIGINT, on ``EXIT``
+from its owner, or when the owner process (the server master) is gone.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import os
@@ -29,10 +18,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import protocol
+from .. import messages
+from ..messages import ModelStatus, error_info
+from ..rendezvous import alive
+from ..sockets import FrameReader, Writer, limit_sends, listen
+from ..spec import ModelSpec
 from .hosted import HostedModel
-from .rendezvous import alive, listen
-from .spec import ModelSpec, adopt_import_path
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -48,7 +39,7 @@ class Supervisor:
         self.drain_timeout = drain_timeout
         self._lock = threading.Lock()
         self._models: dict[str, HostedModel] = {}
-        self._connections: set[_Connection] = set()
+        self._connections: set[_WebProcess] = set()
         self._wake_r, self._wake_w = os.pipe()
         self._endpoints = itertools.count(1)
         self._inode = 0
@@ -136,12 +127,12 @@ class Supervisor:
             sock, _ = listener.accept()
         except OSError:
             return
-        connection = _Connection(self, protocol.limit_sends(sock))
+        connection = _WebProcess(self, limit_sends(sock))
         with self._lock:
             self._connections.add(connection)
         connection.start()
 
-    def forget(self, connection: _Connection) -> None:
+    def forget(self, connection: _WebProcess) -> None:
         with self._lock:
             self._connections.discard(connection)
 
@@ -172,13 +163,13 @@ class Supervisor:
             connection.close()
 
 
-class _Connection:
-    """One client (web process): reads its frames on a thread; status pushes come from any thread."""
+class _WebProcess:
+    """One web process's control connection: read on a thread; status pushes come from any thread."""
 
     def __init__(self, supervisor: Supervisor, sock: socket.socket) -> None:
         self.supervisor = supervisor
         self.sock = sock
-        self._writer = protocol.Writer(sock)
+        self._writer = Writer(sock)
         self._subscribed: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="utilserve-pool-client", daemon=True)
 
@@ -189,12 +180,12 @@ class _Connection:
         """End the connection; the reader thread then cleans up."""
         self._writer.hang_up()
 
-    def push_state(self, name: str, status: Any) -> None:
+    def push_state(self, name: str, status: ModelStatus) -> None:
         if name in self._subscribed:
-            self._send(("state", name, status.__dict__))
+            self._send((messages.STATE, name, status))
 
     def _run(self) -> None:
-        reader = protocol.FrameReader(self.sock)
+        reader = FrameReader(self.sock)
         try:
             while True:
                 head, _ = reader.read()
@@ -207,13 +198,13 @@ class _Connection:
 
     def _dispatch(self, head: tuple[Any, ...]) -> None:
         kind = head[0]
-        if kind == "load":
+        if kind == messages.LOAD:
             self._load(ModelSpec(**head[1]))
-        elif kind == "unload":
+        elif kind == messages.UNLOAD:
             threading.Thread(target=self._unload, args=(head[1], head[2]), daemon=True).start()
-        elif kind == "ping":
-            self._send(("result", head[1], None))
-        elif kind == "exit":
+        elif kind == messages.PING:
+            self._send((messages.RESULT, head[1], None))
+        elif kind == messages.EXIT:
             self.supervisor.request_exit()
 
     def _load(self, spec: ModelSpec) -> None:
@@ -221,16 +212,15 @@ class _Connection:
             hosted = self.supervisor.load(spec)
         except (ValueError, RuntimeError) as exc:
             phase = "failed" if isinstance(exc, ValueError) else "stopped"
-            error = (type(exc).__name__, str(exc), None)
-            self._send(("state", spec.name, {"phase": phase, "error": error, "workers": (), "supervisor": os.getpid()}))
+            self._send((messages.STATE, spec.name, ModelStatus(phase, error_info(exc), (), os.getpid())))
             return
         self._subscribed.add(spec.name)
-        self._send(("state", spec.name, hosted.status.__dict__))
+        self._send((messages.STATE, spec.name, hosted.status))
 
     def _unload(self, rid: int, name: str) -> None:
         self._subscribed.discard(name)
         self.supervisor.unload(name)
-        self._send(("result", rid, None))
+        self._send((messages.RESULT, rid, None))
 
     def _send(self, head: tuple[Any, ...]) -> None:
         self._writer.send(head)
@@ -279,17 +269,3 @@ def serve(path: str, owner: int | None, specs: Sequence[ModelSpec] = ()) -> None
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal if owner is None else signal.SIG_IGN)
     supervisor.serve_forever(specs)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m utilserve.pool.supervisor", description=__doc__)
-    parser.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
-    parser.add_argument("--owner", type=int, help="exit when this process id is gone")
-    parser.add_argument("--sys-path", default="[]", help="JSON list of import paths of the starting process")
-    args = parser.parse_args(argv)
-    adopt_import_path(args.sys_path)
-    serve(args.socket, args.owner)
-
-
-if __name__ == "__main__":
-    main()

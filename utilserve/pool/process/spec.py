@@ -1,8 +1,9 @@
-"""What a supervisor needs to host a model: where to import it from and how to batch it.
+"""What a pool process needs to host a model: where to import it from, how to batch it, and how to start.
 
 The class itself never crosses a process boundary: model workers import it
 by ``module:qualname``, so it must live at the top level of an importable
-module (the supervisor and its workers are fresh interpreters, not forks).
+module (the supervisor and its workers are fresh interpreters, not forks,
+started with the import paths of the process that starts them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .model import Model
+from ..model import Model
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,15 @@ def _resolve(target: str) -> Any:
     for part in qualname.split("."):
         found = getattr(found, part)
     return found
+
+
+def python_executable() -> str:
+    """The interpreter to start a pool process with: ``sys.executable`` is the server binary under uWSGI."""
+    if os.path.basename(sys.executable).startswith("python"):
+        return sys.executable
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for name in (f"python{version}", "python3", "python"):
+        candidate = os.path.join(sys.prefix, "bin", name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return getattr(sys, "_base_executable", sys.executable)

@@ -1,44 +1,18 @@
-"""A model worker process: one ``Model`` instance, its batching queue, and the web processes' connections.
+"""A model worker's serving loop: one ``Model`` instance, its batcher, and the web processes' connections.
 
-Started by its supervisor as a fresh interpreter (``python -m
-utilserve.pool.worker``), never forked, so CUDA and native thread pools
-start clean. It inherits two sockets:
-
-- ``--control``, a socketpair end to the supervisor: after ``setup()`` it
-  sends ``("ready", pid)`` or ``("failed", kind, message, pickled
-  exception)``; ``("stop",)`` or end of file makes it drain and exit;
-- ``--listen``, a listening Unix socket (0600) that the supervisor created
-  and keeps across restarts; web processes connect to it directly.
-
-On a web process's connection, ``("submit", rid, timeout_s)`` with the
-item's buffers queues the item and is answered ``("result", rid, error)``
-with the output's buffers; ``("cancel", rid)`` drops a queued item;
-``("ping", rid)`` is answered at once. Requests from every connection
-join one :class:`~utilserve.pool.batcher.Batcher`, so a batch holds items
-of different web processes.
-
-Two threads serve (see :class:`Server`): while one runs a batch the other
-reads the connections, so a full queue is refused and a ping answered
-while the model runs; a lone request is read, run and answered by one
-thread. A batch's answers leave with one write per connection. No hop
-through the supervisor: a request costs one socket round trip.
-
-On Linux the worker asks to be killed when the supervisor thread that
-started it goes away, so a supervisor killed with SIGKILL leaves no model
-(and no GPU memory) behind, even mid-batch.
+Requests from every connection join one :class:`~utilserve.pool.batcher.Batcher`,
+so a batch holds items of different web processes. Two threads serve (see
+:class:`Server`): while one runs a batch the other reads the connections,
+so a full queue is refused and a ping answered while the model runs; a
+lone request is read, run and answered by one thread. A batch's answers
+leave with one write per connection.
 """
 
 from __future__ import annotations
 
-import argparse
-import ctypes
-import json
 import logging
 import os
-import pickle
-import signal
 import socket
-import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -48,18 +22,19 @@ from functools import partial
 from time import monotonic
 from typing import Any
 
-from ..api.errors import HTTPError
-from . import protocol
-from .batcher import RETRY_AFTER, Batcher, Item
-from .model import Model
-from .outcome import run_batch
+from ....errors import HTTPError
+from ...base import shutting_down
+from ...batcher import Batcher, Item
+from ...model import Model
+from ...outcome import run_batch
+from .. import messages
+from ..codec import Buffer, error_tuple, frame, pack, unpack
+from ..sockets import FrameReader, Writer, limit_sends
+from ..spec import ModelSpec
+from ..spin import spin
 from .readiness import OnReady, readiness
-from .spec import ModelSpec, adopt_import_path, import_target
-from .spin import spin, spin_budget
 
 logger = logging.getLogger("utilserve.pool")
-
-PR_SET_PDEATHSIG = 1
 
 
 class Connection:
@@ -70,13 +45,13 @@ class Connection:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.reader = protocol.FrameReader(sock, size=4096, exact=True)
-        self.writer = protocol.Writer(sock)
+        self.reader = FrameReader(sock, size=4096, exact=True)
+        self.writer = Writer(sock)
         self.pending: dict[int, Future[Any]] = {}
 
-    def send(self, head: tuple[Any, ...], buffers: Sequence[protocol.Buffer] = ()) -> None:
-        parts = protocol.frame(head, buffers)
-        held: dict[Connection, list[protocol.Buffer]] | None = getattr(_held, "by_connection", None)
+    def send(self, head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> None:
+        parts = frame(head, buffers)
+        held: dict[Connection, list[Buffer]] | None = getattr(_held, "by_connection", None)
         if held is None:
             self.writer.write(parts)
         else:
@@ -94,7 +69,7 @@ def answers_per_connection() -> Iterator[None]:
     system call each here and a wake-up each in the web process, where one
     per batch will do.
     """
-    held: dict[Connection, list[protocol.Buffer]] = {}
+    held: dict[Connection, list[Buffer]] = {}
     _held.by_connection = held
     try:
         yield
@@ -112,7 +87,7 @@ class Server:
     answered by the thread the kernel woke, with no hand-off, and the other
     is already waiting: a full queue is refused and a ping answered while
     the model runs. With nothing queued and the model free, one thread
-    polls for a moment before it sleeps (see :mod:`~utilserve.pool.spin`).
+    polls for a moment before it sleeps (see :mod:`..spin`).
     """
 
     def __init__(
@@ -259,7 +234,7 @@ class Server:
         self._ready.unregister(self._control.fileno())
         with self._state_lock:
             self._stopped = True
-        self.batcher.close(HTTPError(503, f"model {self.spec.name} is shutting down", headers=dict(RETRY_AFTER)))
+        self.batcher.close(shutting_down(self.spec.name))
         self._wake()
         return False
 
@@ -269,7 +244,7 @@ class Server:
         except OSError:
             return True
         sock.setblocking(True)
-        connection = Connection(protocol.limit_sends(sock))
+        connection = Connection(limit_sends(sock))
         self._connections.add(connection)
         self._ready.register(sock.fileno(), partial(self._read, connection))
         return True
@@ -286,28 +261,28 @@ class Server:
             self._drop(connection)
             return False
         kind = head[0]
-        if kind == "submit":
+        if kind == messages.SUBMIT:
             self._submit(connection, head[1], head[2], buffers)
-        elif kind == "cancel":
+        elif kind == messages.CANCEL:
             future = connection.pending.get(head[1])
             if future is not None:
                 future.cancel()
-        elif kind == "ping":
-            connection.send(("result", head[1], None))
+        elif kind == messages.PING:
+            connection.send((messages.RESULT, head[1], None))
         return True
 
-    def _submit(self, connection: Connection, rid: int, timeout_s: float, payload: list[protocol.Buffer]) -> None:
+    def _submit(self, connection: Connection, rid: int, timeout_s: float, payload: list[Buffer]) -> None:
         """Decode and queue one item: the batch then starts with its items ready, and a bad one never joins it."""
         try:
-            item = protocol.unpack(payload)
+            item = unpack(payload)
         except Exception as exc:  # noqa: BLE001 - an undecodable item fails alone
             error = HTTPError(500, f"model {self.spec.name}: could not decode the input ({type(exc).__name__})")
-            connection.send(("result", rid, protocol.error_tuple(error)))
+            connection.send((messages.RESULT, rid, error_tuple(error)))
             return
         try:
             future = self.batcher.submit(item, monotonic() + timeout_s)
         except HTTPError as error:
-            connection.send(("result", rid, protocol.error_tuple(error)))
+            connection.send((messages.RESULT, rid, error_tuple(error)))
             return
         connection.pending[rid] = future
         future.add_done_callback(partial(_reply, connection, rid))
@@ -328,73 +303,18 @@ def _reply(connection: Connection, rid: int, future: Future[Any]) -> None:
         return
     error = future.exception()
     if error is None:
-        connection.send(("result", rid, None), future.result())
+        connection.send((messages.RESULT, rid, None), future.result())
     elif isinstance(error, HTTPError):
-        connection.send(("result", rid, protocol.error_tuple(error)))
+        connection.send((messages.RESULT, rid, error_tuple(error)))
     else:
-        connection.send(("result", rid, (500, f"pool error: {type(error).__name__}", None, {})))
+        connection.send((messages.RESULT, rid, (500, f"pool error: {type(error).__name__}", None, {})))
 
 
-def _encode(name: str, outcome: Any) -> list[protocol.Buffer] | HTTPError:
+def _encode(name: str, outcome: Any) -> list[Buffer] | HTTPError:
     """An output as the buffers it travels in; an error stays an error (``finish`` fails its item)."""
     if isinstance(outcome, HTTPError):
         return outcome
     try:
-        return protocol.pack(outcome)
+        return pack(outcome)
     except Exception as exc:  # noqa: BLE001 - an unpicklable output fails its item only
         return HTTPError(500, f"model {name}: could not send the output ({type(exc).__name__}: {exc})")
-
-
-def main(control: socket.socket, listener: socket.socket, spec: ModelSpec, parent: int) -> None:
-    """Entry point of the spawned process."""
-    _die_with(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format=f"[utilserve worker {spec.name} %(process)d] %(message)s")
-    try:
-        spin_s = spin_budget()
-        model = import_target(spec.target)()
-        model.setup()
-    except Exception as exc:
-        logger.error("model %s: setup failed", spec.name, exc_info=exc)
-        protocol.send(control, ("failed", type(exc).__name__, str(exc), _pickled(exc)))
-        return
-    protocol.send(control, ("ready", os.getpid()))
-    try:
-        Server(spec, model, control, listener, spin_s).serve()
-    finally:
-        try:
-            model.teardown()
-        except Exception:
-            logger.exception("model %s: teardown failed", spec.name)
-
-
-def _pickled(exc: BaseException) -> bytes | None:
-    try:
-        return pickle.dumps(exc, protocol=5)
-    except Exception:  # noqa: BLE001 - the type name and message still go
-        return None
-
-
-def _die_with(parent: int) -> None:
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def cli(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m utilserve.pool.worker", description=__doc__)
-    parser.add_argument("--control", type=int, required=True, help="the inherited socketpair end")
-    parser.add_argument("--listen", type=int, required=True, help="the inherited listening socket")
-    parser.add_argument("--spec", required=True, help="the model's ModelSpec as JSON")
-    parser.add_argument("--parent", type=int, required=True, help="the supervisor's pid")
-    parser.add_argument("--sys-path", default="[]", help="JSON list of the supervisor's import paths")
-    args = parser.parse_args(argv)
-    adopt_import_path(args.sys_path)
-    spec = ModelSpec(**json.loads(args.spec))
-    main(socket.socket(fileno=args.control), socket.socket(fileno=args.listen), spec, args.parent)
-
-
-if __name__ == "__main__":
-    cli()

@@ -1,15 +1,10 @@
-"""The web-process side of the process pool: a control link to the supervisor; items go straight to the workers.
+"""A web process's control connection to the supervisor, shared by every ``ProcessPool`` of the process.
 
-Every ``ProcessPool`` in a process that meets the same supervisor shares one
-:class:`Link`: a connection on which the supervisor pushes each model's
-status, including where its workers listen. Items go straight to a model
-worker (see :mod:`.dispatch`). Everything is tied to the process that made
-it: after a fork (a gunicorn or uWSGI worker), the child builds its own
-link and connections on first use.
-
-When a connection to a worker closes (the worker died or stopped), what is
-in flight on it fails at once with 503 and ``Retry-After``. When the
-control link is lost, its reader thread reconnects; if nobody listens and
+On it the supervisor pushes each model's status, including where its
+workers listen; items never travel on it (see :mod:`.workers`). Everything
+is tied to the process that made it: after a fork (a gunicorn or uWSGI
+worker), the child builds its own connections on first use. When the
+connection is lost, its reader thread reconnects; if nobody listens and
 this process may start a supervisor, it starts one (see :mod:`.launch`).
 """
 
@@ -24,19 +19,18 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
-from ..api.errors import HTTPError
-from . import protocol
-from .batcher import RETRY_AFTER
-from .channel import answered, settle
-from .dispatch import Dispatch, Workers
-from .launch import PoolUnavailable, connect, start_or_join
-from .rendezvous import Address, alive
-from .spec import ModelSpec
+from ....errors import HTTPError
+from ...base import not_ready
+from .. import messages
+from ..messages import ModelStatus, Workers
+from ..rendezvous import Address, alive
+from ..sockets import FrameReader, connect, hang_up, send
+from ..spec import ModelSpec
+from .connections import answered, settle
+from .launch import PoolUnavailable, start_or_join
+from .workers import WorkerConnections
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -47,30 +41,8 @@ RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 1.0
 
 
-@dataclass(frozen=True)
-class ModelState:
-    """What the supervisor last said about a model; ``phase`` ``unknown`` while disconnected."""
-
-    phase: str = "unknown"
-    error: BaseException | None = None
-    error_name: str = ""
-    workers: Workers = ()
-    supervisor: int = 0
-
-    @classmethod
-    def from_status(cls, status: dict[str, Any]) -> ModelState:
-        error = status["error"]
-        return cls(
-            phase=status["phase"],
-            error=_exception(error) if error else None,
-            error_name=error[0] if error else "",
-            workers=tuple((pid, path) for pid, path in status["workers"]),
-            supervisor=status["supervisor"],
-        )
-
-
-class Link:
-    """This process's connection to one supervisor, shared by its pools."""
+class SupervisorConnection:
+    """This process's connection to one supervisor, shared by its pools, and its connections to the model workers."""
 
     def __init__(self, address: Address) -> None:
         self.address = address
@@ -79,9 +51,9 @@ class Link:
         self._sock: socket.socket | None = None
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
-        self._dispatch = Dispatch()
+        self.workers = WorkerConnections()
         self._specs: dict[str, ModelSpec] = {}
-        self._states: dict[str, ModelState] = {}
+        self._states: dict[str, ModelStatus] = {}
         self._problem = FIRST_CONNECT
         self._closed = False
         self._exit_supervisor = False
@@ -94,52 +66,41 @@ class Link:
             self._specs[spec.name] = spec
             sock = self._sock
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="utilserve-pool-link", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="utilserve-pool-supervisor", daemon=True)
                 self._thread.start()
         if sock is not None:
-            self._send(sock, ("load", spec.to_dict()))
+            self._send(sock, (messages.LOAD, spec.to_dict()))
 
     def attached(self, name: str) -> bool:
         return name in self._specs
 
     def detach(self, name: str) -> bool:
-        """Forget ``name``; True when no pool uses this link any more."""
+        """Forget ``name``; True when no pool uses this connection any more."""
         with self._lock:
             self._specs.pop(name, None)
             self._states.pop(name, None)
             return not self._specs
 
-    def state(self, name: str) -> ModelState:
-        return self._states.get(name, ModelState())
+    def state(self, name: str) -> ModelStatus:
+        return self._states.get(name, ModelStatus())
 
-    def wait_state(self, name: str, done: Callable[[ModelState], bool], timeout: float | None) -> ModelState:
+    def wait_state(self, name: str, done: Callable[[ModelStatus], bool], timeout: float | None) -> ModelStatus:
         """Block until ``done(state)`` or ``timeout``; return the state either way."""
         end = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while not done(state := self._states.get(name, ModelState())) and not self._closed:
+            while not done(state := self._states.get(name, ModelStatus())) and not self._closed:
                 remaining = None if end is None else end - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self._lock.wait(remaining)
             return state
 
-    def _heard_or_failed(self, state: ModelState) -> bool:
-        """A fresh link's first request waits for the supervisor's answer, unless connecting already failed."""
+    def _heard_or_failed(self, state: ModelStatus) -> bool:
+        """A fresh connection's first request waits for the supervisor's answer, unless connecting already failed."""
         return state.phase != "unknown" or (self._sock is None and self._problem != FIRST_CONNECT)
 
-    def submit(self, name: str, item: BaseModel, timeout_s: float) -> Future[Any]:
-        """Send one item to a worker of ``name``; the future resolves to its ``Output`` or an ``HTTPError``."""
-        return self._dispatch.submit(name, self._ready_workers(name, timeout_s), item, timeout_s)
-
-    def call(self, name: str, item: BaseModel, timeout_s: float) -> Any:
-        """Send one item to a worker of ``name`` and wait in this thread: its ``Output``, or raise."""
-        return self._dispatch.call(name, self._ready_workers(name, timeout_s), item, timeout_s)
-
-    def sync(self, name: str, timeout: float) -> bool:
-        """A round trip over each shared channel of ``name``: every item sent on them before is queued in its worker."""
-        return self._dispatch.sync(name, timeout)
-
-    def _ready_workers(self, name: str, timeout_s: float) -> Workers:
+    def ready_workers(self, name: str, timeout_s: float) -> Workers:
+        """Where the workers of ``name`` listen; a 503 unless it is ready (a fresh connection waits to hear first)."""
         state = self._states.get(name)
         if state is None:
             state = self.wait_state(name, self._heard_or_failed, min(timeout_s, CONNECT_WAIT_S))
@@ -176,7 +137,7 @@ class Link:
             self._lock.notify_all()
         if sock is not None:
             self._hang_up(sock)
-        self._dispatch.close()
+        self.workers.close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if exit_supervisor and self._spawned is not None:
@@ -189,13 +150,13 @@ class Link:
         """In a forked child: close this copy of the parent's sockets, taking no lock."""
         if self._sock is not None:
             self._sock.close()
-        self._dispatch.abandon()
+        self.workers.abandon()
 
     def _hang_up(self, sock: socket.socket) -> None:
-        """End a connection of a closed link: ask the supervisor to exit (it then closes), or shut it down."""
-        if self._exit_supervisor and self._send(sock, ("exit", 0)):
+        """End the connection once closed: ask the supervisor to exit (it then closes), or shut it down."""
+        if self._exit_supervisor and self._send(sock, (messages.EXIT, 0)):
             return
-        protocol.hang_up(sock)
+        hang_up(sock)
 
     def _run(self) -> None:
         """Connect (starting a supervisor if allowed), read until the connection drops, repeat."""
@@ -220,24 +181,24 @@ class Link:
                 self._hang_up(sock)
             else:
                 for spec in specs:
-                    self._send(sock, ("load", spec.to_dict()))
+                    self._send(sock, (messages.LOAD, spec.to_dict()))
             try:
                 self._read(sock)
             finally:
                 self._lost(sock)
 
     def _read(self, sock: socket.socket) -> None:
-        reader = protocol.FrameReader(sock)
+        reader = FrameReader(sock)
         while True:
             try:
                 head, _ = reader.read()
             except (EOFError, OSError):
                 return
-            if head[0] == "result":
+            if head[0] == messages.RESULT:
                 self._answered(head[1])
-            elif head[0] == "state" and head[1] in self._specs:
+            elif head[0] == messages.STATE and head[1] in self._specs:
                 with self._lock:
-                    self._states[head[1]] = ModelState.from_status(head[2])
+                    self._states[head[1]] = head[2]
                     self._lock.notify_all()
 
     def _answered(self, rid: int) -> None:
@@ -253,18 +214,18 @@ class Link:
         with self._lock:
             self._sock = None
             pending, self._pending = self._pending, {}
-            self._states = {name: ModelState() for name in self._states}
+            self._states = {name: ModelStatus() for name in self._states}
             self._problem = "the connection to the pool supervisor was lost"
             self._lock.notify_all()
         for future in pending.values():
             future.cancel()
 
-    def _send(self, sock: socket.socket, head: tuple[Any, ...], buffers: list[protocol.Buffer] | None = None) -> bool:
+    def _send(self, sock: socket.socket, head: tuple[Any, ...]) -> bool:
         try:
             with self._send_lock:
-                protocol.send(sock, head, buffers or ())
+                send(sock, head)
         except OSError:
-            protocol.hang_up(sock)
+            hang_up(sock)
             return False
         return True
 
@@ -294,50 +255,38 @@ class Link:
         if self._spawned is not None and self._spawned.poll() is not None:
             self._spawned = None
 
-    def _not_ready(self, name: str, state: ModelState) -> HTTPError:
+    def _not_ready(self, name: str, state: ModelStatus) -> HTTPError:
         reasons = {
-            "failed": f" (setup failed: {state.error_name})",
-            "restarting": " (restarting a worker)",
-            "stopped": " (shutting down)",
-            "unknown": f" ({self._problem})" if self._problem else "",
+            "failed": f"setup failed: {state.error[0] if state.error else ''}",
+            "restarting": "restarting a worker",
+            "stopped": "shutting down",
+            "unknown": self._problem,
         }
-        return HTTPError(503, f"model {name} is not ready{reasons.get(state.phase, '')}", headers=dict(RETRY_AFTER))
+        return not_ready(name, reasons.get(state.phase, ""))
 
 
-def _exception(error: tuple[str, str, bytes | None]) -> BaseException:
-    name, message, pickled = error
-    if pickled is not None:
-        try:
-            found = protocol.unpack([pickled])
-        except Exception:  # noqa: BLE001 - fall back to the name and message
-            found = None
-        if isinstance(found, BaseException):
-            return found
-    return RuntimeError(f"{name}: {message}")
+_connections: dict[str, SupervisorConnection] = {}
+_connections_pid = os.getpid()
+_connections_lock = threading.Lock()
 
 
-_links: dict[str, Link] = {}
-_links_pid = os.getpid()
-_links_lock = threading.Lock()
-
-
-def link_for(address: Address) -> Link:
-    """This process's link to ``address``; a forked child gets fresh ones (and new connections)."""
-    if _links_pid != os.getpid():
+def connection_to(address: Address) -> SupervisorConnection:
+    """This process's connection to the supervisor at ``address``; a forked child makes its own."""
+    if _connections_pid != os.getpid():
         _reset_after_fork()
-    link = _links.get(address.socket)
-    if link is None:
-        with _links_lock:
-            link = _links.get(address.socket)
-            if link is None:
-                link = _links[address.socket] = Link(address)
-    return link
+    connection = _connections.get(address.socket)
+    if connection is None:
+        with _connections_lock:
+            connection = _connections.get(address.socket)
+            if connection is None:
+                connection = _connections[address.socket] = SupervisorConnection(address)
+    return connection
 
 
-def drop_link(address: Address) -> None:
-    with _links_lock:
-        if _links.get(address.socket) is not None and _links_pid == os.getpid():
-            del _links[address.socket]
+def forget_connection(address: Address) -> None:
+    with _connections_lock:
+        if _connections.get(address.socket) is not None and _connections_pid == os.getpid():
+            del _connections[address.socket]
 
 
 def _reset_after_fork() -> None:
@@ -346,10 +295,10 @@ def _reset_after_fork() -> None:
     Only socket objects are touched; locks the parent's threads held at the
     fork stay locked forever in the child, so no inherited lock is taken.
     """
-    global _links, _links_pid, _links_lock
-    for link in _links.values():
-        link.abandon()
-    _links, _links_pid, _links_lock = {}, os.getpid(), threading.Lock()
+    global _connections, _connections_pid, _connections_lock
+    for connection in _connections.values():
+        connection.abandon()
+    _connections, _connections_pid, _connections_lock = {}, os.getpid(), threading.Lock()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)

@@ -1,12 +1,13 @@
-"""A web process's connections to one model worker: a shared :class:`Channel`, and each thread's :class:`Direct`.
+"""A web process's two kinds of connection to a model worker.
 
-A channel is multiplexed by request id: callers write ``submit`` frames
-under a lock and get a future; a reader thread resolves the futures as
-answers arrive (a batch's answers arrive in one write). A cancelled future
-sends ``cancel``, so a queued item leaves the worker's queue. A direct
-connection belongs to one thread, which sends an item and reads the answer
-itself: a blocking caller then waits in its own ``recv``, with no reader
-thread to wake and hand the answer over.
+- :class:`SharedWorkerConnection`, one per worker for the whole process, is
+  multiplexed by request id: callers write ``SUBMIT`` frames and get a
+  future; a reader thread resolves the futures as answers arrive (a batch's
+  answers arrive in one write). A cancelled future sends ``CANCEL``, so a
+  queued item leaves the worker's queue. Async callers use it.
+- :class:`ThreadWorkerConnection` belongs to one thread, which sends an item
+  and reads the answer itself: a blocking caller then waits in its own
+  ``recv``, with no reader thread to wake and hand the answer over.
 
 When a connection closes, because the worker died or stopped, what is in
 flight on it fails at once with 503 and ``Retry-After``: no request waits
@@ -25,39 +26,40 @@ from concurrent.futures import Future, InvalidStateError
 from functools import partial
 from typing import Any
 
-from ..api.errors import HTTPError
-from . import protocol
-from .batcher import RETRY_AFTER
-from .spin import spin
+from ....errors import HTTPError, unavailable
+from .. import messages
+from ..codec import Buffer, ErrorTuple, answer
+from ..sockets import FrameReader, Writer, hang_up, send
+from ..spin import spin
 
 
-class Channel:
+class SharedWorkerConnection:
     """Items of model ``name`` to its worker process ``pid``; ``on_close(self)`` is called once it is gone."""
 
     def __init__(
-        self, name: str, pid: int, path: str, sock: socket.socket, on_close: Callable[[Channel], None]
+        self, name: str, pid: int, path: str, sock: socket.socket, on_close: Callable[[SharedWorkerConnection], None]
     ) -> None:
         self.name = name
         self.pid = pid
         self.path = path
         self._sock = sock
-        self._writer = protocol.Writer(sock)
+        self._writer = Writer(sock)
         self._on_close = on_close
         self._lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
         self._gone = False
         self.hung_up = False
-        self._thread = threading.Thread(target=self._read, name=f"utilserve-channel-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._read, name=f"utilserve-worker-connection-{name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, timeout_s: float, payload: list[protocol.Buffer]) -> Future[Any]:
+    def submit(self, timeout_s: float, payload: list[Buffer]) -> Future[Any]:
         future: Future[Any] = Future()
         rid = self._enter(future)
         future.add_done_callback(partial(self._on_done, rid))
-        self._send(("submit", rid, timeout_s), payload)
+        self._send((messages.SUBMIT, rid, timeout_s), payload)
         return future
 
     def ping(self, timeout: float) -> bool:
@@ -67,7 +69,7 @@ class Channel:
             rid = self._enter(future)
         except HTTPError:
             return False
-        self._send(("ping", rid))
+        self._send((messages.PING, rid))
         try:
             return answered(future, timeout)
         finally:
@@ -91,12 +93,12 @@ class Channel:
             self._pending[rid] = future
         return rid
 
-    def _send(self, head: tuple[Any, ...], buffers: list[protocol.Buffer] | None = None) -> None:
-        """Write one frame; a failed write closes the channel, which fails the frame's future with the rest."""
+    def _send(self, head: tuple[Any, ...], buffers: list[Buffer] | None = None) -> None:
+        """Write one frame; a failed write closes the connection, which fails the frame's future with the rest."""
         self._writer.send(head, buffers or ())
 
     def _read(self) -> None:
-        reader = protocol.FrameReader(self._sock)
+        reader = FrameReader(self._sock)
         try:
             while True:
                 head, buffers = reader.read()
@@ -106,7 +108,7 @@ class Channel:
         finally:
             self._lost()
 
-    def _resolve(self, rid: int, error: protocol.ErrorTuple | None, buffers: list[protocol.Buffer]) -> None:
+    def _resolve(self, rid: int, error: ErrorTuple | None, buffers: list[Buffer]) -> None:
         with self._lock:
             future = self._pending.pop(rid, None)
         if future is None:
@@ -133,7 +135,7 @@ class Channel:
         with self._lock:
             pending = self._pending.pop(rid, None) is not None
         if pending:
-            self._send(("cancel", rid))
+            self._send((messages.CANCEL, rid))
 
     def _went_away(self) -> HTTPError:
         if self.hung_up:
@@ -141,12 +143,12 @@ class Channel:
         return lost(self.name, f"its worker process {self.pid} went away while running this request")
 
 
-class Direct:
+class ThreadWorkerConnection:
     """One thread's own connection to worker ``pid`` of model ``name``: one item at a time, answered in this thread.
 
     ``went_away(pid, path)`` is told when the worker closed the connection.
     While answers come within ``spin_s``, the caller polls for the next one
-    that long before it sleeps (see :mod:`~utilserve.pool.spin`).
+    that long before it sleeps (see :mod:`..spin`).
     """
 
     def __init__(
@@ -162,14 +164,14 @@ class Direct:
         self.pid = pid
         self.path = path
         self._sock = sock
-        self._reader = protocol.FrameReader(sock, size=4096)
+        self._reader = FrameReader(sock, size=4096)
         self._went_away = went_away
         self._ids = itertools.count(1)
         self._spin = spin_s
         self._quick = True
         self.closed = False
 
-    def call(self, timeout_s: float, payload: list[protocol.Buffer]) -> Any:
+    def call(self, timeout_s: float, payload: list[Buffer]) -> Any:
         """Send one item and wait for its answer; ``TimeoutError`` after ``timeout_s``.
 
         A timed-out or broken connection is closed, which also takes a
@@ -178,7 +180,7 @@ class Direct:
         deadline = time.monotonic() + timeout_s
         rid = next(self._ids)
         try:
-            protocol.send(self._sock, ("submit", rid, timeout_s), payload)
+            send(self._sock, (messages.SUBMIT, rid, timeout_s), payload)
             sent = time.perf_counter()
             while True:
                 head, buffers = self._read_until(deadline)
@@ -199,7 +201,7 @@ class Direct:
     def close(self) -> None:
         """Hang up, from any thread: a call waiting on it fails with 503, and the owning thread closes the socket."""
         self.closed = True
-        protocol.hang_up(self._sock)
+        hang_up(self._sock)
 
     def discard(self) -> None:
         """Hang up and close the socket: only the owning thread, which no other call of it can be using."""
@@ -210,7 +212,7 @@ class Direct:
         """In a forked child: close this copy of the parent's socket."""
         self._sock.close()
 
-    def _read_until(self, deadline: float) -> tuple[tuple[Any, ...], list[protocol.Buffer]]:
+    def _read_until(self, deadline: float) -> tuple[tuple[Any, ...], list[Buffer]]:
         """The next frame, waiting until ``deadline`` at most: polled for first while answers come quickly,
         then a blocking read under a kernel receive timeout."""
         remaining = deadline - time.monotonic()
@@ -237,16 +239,6 @@ class Direct:
         return True
 
 
-def answer(name: str, error: protocol.ErrorTuple | None, buffers: list[protocol.Buffer]) -> Any:
-    """A worker's answer: the ``Output`` it holds; raises its ``HTTPError``, or a 500 if it does not decode."""
-    if error is not None:
-        raise protocol.to_error(error)
-    try:
-        return protocol.unpack(buffers) if buffers else None
-    except Exception as exc:  # noqa: BLE001 - an undecodable output fails its item
-        raise HTTPError(500, f"model {name}: could not decode the output ({type(exc).__name__})") from None
-
-
 def answered(future: Future[Any], timeout: float) -> bool:
     """Whether ``future`` resolved without an error within ``timeout``."""
     try:
@@ -257,7 +249,8 @@ def answered(future: Future[Any], timeout: float) -> bool:
 
 
 def lost(name: str, why: str) -> HTTPError:
-    return HTTPError(503, f"model {name}: {why}; retry", headers=dict(RETRY_AFTER))
+    """The 503 of an item whose worker went away (or never came back): safe to retry."""
+    return unavailable(f"model {name}: {why}; retry")
 
 
 def settle(future: Future[Any], *, result: Any = None, exception: BaseException | None = None) -> None:

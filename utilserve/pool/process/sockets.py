@@ -1,160 +1,31 @@
-"""Framing and encoding for the process pool's sockets (web process <-> supervisor, web process <-> model worker).
+"""Frames over the process pool's Unix sockets: reading, writing, listening and connecting.
 
-A frame is a small pickled *head* (a tuple naming the message) followed by
-zero or more *buffers* sent as they are::
-
-    <u32 head length> <u32 buffer count> <u64 length per buffer> head buffer...
-
-Payloads (a model's ``Input`` or ``Output``) are pickled with protocol 5;
-``bytes`` fields of at least :data:`OUT_OF_BAND_MIN` bytes, and anything
-pickle already hands out of band (``bytearray``, numpy arrays), leave the
-pickle stream as separate buffers. Along the way a large input is copied
-only by the kernel: :func:`send` passes the caller's own memory to
-``socket.sendmsg``, and the model worker receives it as the very ``bytes``
-object the model gets (see :class:`FrameReader`). bench/pool_ipc.py measures the gain over pickling
-the bytes in band.
-
-Why pickle is acceptable here: every socket of the pool is a Unix socket
-with mode 0600 in a directory owned by the user (the supervisor's and the
-model workers' listening sockets; a model worker's control socket is an
-anonymous socketpair), so only the user's own processes can connect, and
-they can already run any code as that user.
+The frame format is :mod:`.codec`'s. A large buffer is sent from the
+caller's own memory (``socket.sendmsg``) and, in a model worker, received as
+the very ``bytes`` object the model gets (see :class:`FrameReader`).
+Listening sockets are 0600 in a 0700 directory: only this user's processes
+may connect.
 """
 
 from __future__ import annotations
 
-import io
 import mmap
+import os
 import pickle
 import socket
+import stat
 import struct
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from .codec import PREFIX, Buffer, frame
 
-from ..api.errors import HTTPError
-
-OUT_OF_BAND_MIN = 64 * 1024
-"""Bytes values at least this long travel as their own buffer instead of inside the pickle."""
-
-PREFIX = struct.Struct("<II")
-INLINE_LIMIT = 64 * 1024
-"""Frames up to this size are joined and sent with one ``sendall``: cheaper than an iovec for small ones."""
 IOV_MAX = 512
 SMALL_BUFFER = 64 * 1024
 HUGE_PAGE_MIN = 4 * 1024 * 1024
-
 SEND_TIMEOUT_S = 10
 """A peer that reads nothing for this long is cut off rather than stalling the sender (see ``limit_sends``)."""
-
-Buffer = bytes | bytearray | memoryview | mmap.mmap
-ErrorTuple = tuple[int, str, Any, dict[str, str]]
-
-
-class _OutOfBand:
-    """Stands in for a large ``bytes`` value so the pickler hands it to the buffer callback."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        return _bytes_from_buffer, (pickle.PickleBuffer(self.data),)
-
-
-def _bytes_from_buffer(buffer: Any) -> bytes:
-    """The ``bytes`` a buffer holds: the received object itself when it is one (see ``FrameReader``)."""
-    if type(buffer) is memoryview and type(buffer.obj) is bytes and buffer.nbytes == len(buffer.obj):
-        return buffer.obj
-    return buffer if type(buffer) is bytes else bytes(buffer)
-
-
-def _lift(value: Any) -> Any:
-    if type(value) is bytes and len(value) >= OUT_OF_BAND_MIN:
-        return _OutOfBand(value)
-    if type(value) in (list, tuple) and any(
-        type(v) is bytes and len(v) >= OUT_OF_BAND_MIN for v in value
-    ):
-        return type(value)(_lift(v) for v in value)
-    return value
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles pydantic models with their large ``bytes`` fields lifted out of band.
-
-    ``reducer_override`` is never called for exact ``bytes`` (CPython skips
-    it for builtins), so the model's state is rewritten one level up.
-    """
-
-    def reducer_override(self, obj: Any) -> Any:
-        if not isinstance(obj, BaseModel):
-            return NotImplemented
-        reduced: tuple[Any, ...] = obj.__reduce_ex__(5)  # type: ignore[assignment]
-        state = reduced[2]
-        fields = state.get("__dict__") if isinstance(state, dict) else None
-        if not fields:
-            return reduced
-        lifted = {key: _lift(value) for key, value in fields.items()}
-        if all(lifted[key] is fields[key] for key in fields):
-            return reduced
-        return (reduced[0], reduced[1], {**state, "__dict__": lifted}, *reduced[3:])
-
-
-def pack(obj: Any) -> list[Buffer]:
-    """``obj`` as ``[pickle stream, out-of-band buffer...]``; large buffers are views, not copies."""
-    out_of_band: list[Buffer] = []
-
-    def keep(buffer: pickle.PickleBuffer) -> bool:
-        view = buffer.raw()
-        if view.nbytes < OUT_OF_BAND_MIN:
-            return True
-        out_of_band.append(view)
-        return False
-
-    if not _has_large_bytes(obj):
-        return [pickle.dumps(obj, protocol=5, buffer_callback=keep), *out_of_band]
-    stream = io.BytesIO()
-    _Pickler(stream, protocol=5, buffer_callback=keep).dump(obj)
-    return [stream.getvalue(), *out_of_band]
-
-
-def _has_large_bytes(obj: Any) -> bool:
-    """Whether the slower lifting pickler is needed: a large ``bytes`` field, or a nested model that may hold one."""
-    fields = getattr(obj, "__dict__", None)
-    if not isinstance(obj, BaseModel) or not fields:
-        return False
-    for value in fields.values():
-        if isinstance(value, BaseModel) or (type(value) is bytes and len(value) >= OUT_OF_BAND_MIN):
-            return True
-        if type(value) in (list, tuple) and any(
-            isinstance(v, BaseModel) or (type(v) is bytes and len(v) >= OUT_OF_BAND_MIN) for v in value
-        ):
-            return True
-    return False
-
-
-def unpack(buffers: Sequence[Buffer]) -> Any:
-    """The object :func:`pack` turned into ``buffers``."""
-    return pickle.loads(buffers[0], buffers=buffers[1:])
-
-
-def error_tuple(error: HTTPError) -> ErrorTuple:
-    """An ``HTTPError`` as plain values (its ``detail`` as text if it would not pickle)."""
-    detail = error.detail
-    if detail is not None:
-        try:
-            pickle.dumps(detail, protocol=5)
-        except Exception:  # noqa: BLE001 - any unpicklable detail is shown as text
-            detail = str(detail)
-    return error.status, error.message, detail, dict(error.headers)
-
-
-def to_error(values: ErrorTuple) -> HTTPError:
-    status, message, detail, headers = values
-    return HTTPError(status, message, detail, headers)
 
 
 def limit_sends(sock: socket.socket) -> socket.socket:
@@ -217,18 +88,6 @@ class Writer:
 def send(sock: socket.socket, head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> None:
     """Write one frame; the caller serialises writers on the same socket."""
     send_parts(sock, frame(head, buffers))
-
-
-def frame(head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> list[Buffer]:
-    """One frame as the parts to write: a small frame is one joined ``bytes``, a large one keeps its buffers apart."""
-    head_bytes = pickle.dumps(head, protocol=5)
-    sizes = [len(b) if type(b) is bytes else memoryview(b).nbytes for b in buffers]
-    prefix = PREFIX.pack(len(head_bytes), len(sizes))
-    if sizes:
-        prefix += struct.pack(f"<{len(sizes)}Q", *sizes)
-    if sum(sizes) <= INLINE_LIMIT:
-        return [b"".join((prefix, head_bytes, *buffers))]
-    return [prefix + head_bytes, *buffers]
 
 
 def send_parts(sock: socket.socket, parts: Sequence[Buffer]) -> None:
@@ -373,3 +232,61 @@ class FrameReader:
         else:
             self._buf[:pending] = self._buf[self._start : self._end]
         self._start, self._end = 0, pending
+
+
+def listen(path: str) -> socket.socket:
+    """Bind ``path`` 0600, so that only this user's processes may connect.
+
+    A socket file left by a process that died is replaced; one that a live
+    process still answers on is not.
+    """
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)
+        else:
+            raise OSError(f"a pool supervisor already listens at {path}; stop it or choose another socket path")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    listener.listen(128)
+    return listener
+
+
+def connect(path: str) -> socket.socket:
+    """A connection to the pool process (supervisor or model worker) listening at ``path``.
+
+    Raises ``FileNotFoundError``/``ConnectionRefusedError`` if none
+    listens. The send timeout is set first: it also bounds a ``connect``
+    that waits for room in a full listen queue.
+    """
+    sock = limit_sends(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def make_private(directory: str) -> None:
+    """Create ``directory`` 0700 if needed; refuse one that another user could reach into."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(
+            f"the pool directory {directory} must be a directory owned by uid {os.getuid()} "
+            f"with mode 0700; found {'a directory' if stat.S_ISDIR(info.st_mode) else 'not a directory'} "
+            f"owned by uid {info.st_uid} with mode {stat.S_IMODE(info.st_mode):04o}"
+        )

@@ -20,11 +20,11 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
-import stat
 import sys
 import tempfile
 from dataclasses import dataclass
+
+from .sockets import make_private
 
 SOCKET_ENV = "UTILSERVE_POOL_SOCKET"
 OWNER_ENV = "UTILSERVE_POOL_OWNER"
@@ -70,33 +70,6 @@ def resolve(group: str, socket_setting: str | None) -> Address:
     return Address(path, os.path.join(directory, "lock"), owner)
 
 
-def listen(path: str) -> socket.socket:
-    """Bind ``path`` 0600: only this user's processes may connect (see protocol's doc).
-
-    A socket file left by a supervisor that died is replaced; one that a
-    live supervisor still answers on is not.
-    """
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)
-        else:
-            raise OSError(f"a pool supervisor already listens at {path}; stop it or choose another socket path")
-        finally:
-            probe.close()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        listener.bind(path)
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
-    listener.listen(128)
-    return listener
-
-
 def owner_pid() -> int:
     """The process whose exit ends the pool (see the module doc); ``UTILSERVE_POOL_OWNER`` overrides."""
     explicit = os.environ.get(OWNER_ENV, "").strip()
@@ -128,21 +101,6 @@ def make_private_parent(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o700, exist_ok=True)
-
-
-def make_private(directory: str) -> None:
-    """Create ``directory`` 0700 if needed; refuse one that another user could reach into."""
-    try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise PermissionError(
-            f"the pool directory {directory} must be a directory owned by uid {os.getuid()} "
-            f"with mode 0700; found {'a directory' if stat.S_ISDIR(info.st_mode) else 'not a directory'} "
-            f"owned by uid {info.st_uid} with mode {stat.S_IMODE(info.st_mode):04o}"
-        )
 
 
 def _sweep(root: str) -> None:

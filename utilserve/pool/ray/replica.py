@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import BaseModel
 from ray import serve
 
-from ..api.errors import HTTPError
-from .model import Model
-from .outcome import Outcome, run_batch
+from ...errors import HTTPError
+from ..model import Model
+from ..outcome import Outcome, run_batch
 
 logger = logging.getLogger("utilserve.pool")
 

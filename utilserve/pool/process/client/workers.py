@@ -1,10 +1,11 @@
-"""Which model worker gets an item, and over which connection.
+"""A web process's connections to the model workers: which worker gets an item, and over which connection.
 
 A web process sends each item to the worker of the model where it has the
 fewest items in flight (ties take turns). A blocking caller (a WSGI
-handler, ``ModelHandle.predict``) uses its thread's own :class:`Direct`
-connection; everything else (``apredict``, ``submit``) a :class:`Channel`
-the process shares per worker.
+handler, ``ModelHandle.predict``) uses its thread's own
+:class:`~.connections.ThreadWorkerConnection`; everything else
+(``apredict``, ``submit``) the :class:`~.connections.SharedWorkerConnection`
+the process keeps per worker.
 
 A worker whose connection closed is not sent to again until the
 supervisor publishes its successor: items for it fail at once with 503
@@ -24,22 +25,20 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import protocol
-from .channel import Channel, Direct, lost
-from .launch import connect
-from .spin import spin_budget
-
-Workers = tuple[tuple[int, str], ...]
-"""``(pid, socket path)`` of each worker of a model that is up."""
+from ..codec import pack
+from ..messages import Workers
+from ..sockets import connect
+from ..spin import spin_budget
+from .connections import SharedWorkerConnection, ThreadWorkerConnection, lost
 
 
-class Dispatch:
+class WorkerConnections:
     """This process's connections to the model workers of one supervisor."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._channels: dict[str, Channel] = {}
-        self._directs: weakref.WeakSet[Direct] = weakref.WeakSet()
+        self._shared: dict[str, SharedWorkerConnection] = {}
+        self._own: weakref.WeakSet[ThreadWorkerConnection] = weakref.WeakSet()
         self._local = threading.local()
         self._in_flight: Counter[str] = Counter()
         self._gone: dict[str, int] = {}
@@ -47,12 +46,12 @@ class Dispatch:
         self._spin = spin_budget()
 
     def submit(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Future[Any]:
-        """Send ``item`` to a worker over its shared channel; the future resolves to the ``Output`` or an ``HTTPError``."""
-        payload = protocol.pack(item)
+        """Send ``item`` to a worker over its shared connection; the future resolves to the ``Output`` or an ``HTTPError``."""
+        payload = pack(item)
         pid, path = self._pick(name, workers)
         self._count(path, 1)
         try:
-            future = self._channel(name, pid, path).submit(timeout_s, payload)
+            future = self._shared_connection(name, pid, path).submit(timeout_s, payload)
         except BaseException:
             self._count(path, -1)
             raise
@@ -61,30 +60,31 @@ class Dispatch:
 
     def call(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Any:
         """Send ``item`` to a worker over this thread's own connection and wait for the answer."""
-        payload = protocol.pack(item)
+        payload = pack(item)
         pid, path = self._pick(name, workers)
         self._count(path, 1)
         try:
-            return self._direct(name, pid, path).call(timeout_s, payload)
+            return self._own_connection(name, pid, path).call(timeout_s, payload)
         finally:
             self._count(path, -1)
 
     def sync(self, name: str, timeout: float) -> bool:
-        """A round trip over each shared channel of ``name``: every item sent on them before is queued in its worker."""
+        """A round trip over each shared connection of ``name``: every item sent on them before is queued in its worker."""
         with self._lock:
-            channels = [channel for channel in self._channels.values() if channel.name == name]
-        return all(channel.ping(timeout) for channel in channels)
+            shared = [connection for connection in self._shared.values() if connection.name == name]
+        return all(connection.ping(timeout) for connection in shared)
 
     def close(self) -> None:
         """Hang up every connection; what is in flight on them fails with 503."""
         with self._lock:
-            connections = [*self._channels.values(), *self._directs]
+            connections: list[SharedWorkerConnection | ThreadWorkerConnection] = [*self._shared.values(), *self._own]
         for connection in connections:
             connection.close()
 
     def abandon(self) -> None:
         """In a forked child: close this copy of the parent's sockets, taking no lock."""
-        for connection in [*self._channels.values(), *self._directs]:
+        connections: list[SharedWorkerConnection | ThreadWorkerConnection] = [*self._shared.values(), *self._own]
+        for connection in connections:
             connection.abandon()
 
     def _pick(self, name: str, workers: Workers) -> tuple[int, str]:
@@ -103,54 +103,55 @@ class Dispatch:
         with self._lock:
             self._gone[path] = pid
 
-    def _channel(self, name: str, pid: int, path: str) -> Channel:
-        """The shared channel to the worker at ``path``: a new one once a new worker listens there."""
+    def _shared_connection(self, name: str, pid: int, path: str) -> SharedWorkerConnection:
+        """The shared connection to the worker at ``path``: a new one once a new worker listens there."""
         with self._lock:
-            channel = self._channels.get(path)
-        if channel is not None and channel.pid == pid:
-            return channel
-        fresh = Channel(name, pid, path, _connect(name, pid, path), self._forget)
+            current = self._shared.get(path)
+        if current is not None and current.pid == pid:
+            return current
+        fresh = SharedWorkerConnection(name, pid, path, _connect(name, pid, path), self._forget)
         with self._lock:
-            replaced = self._channels.get(path)
+            replaced = self._shared.get(path)
             if replaced is None or replaced.pid != pid:
-                self._channels[path] = fresh
-        if self._channels.get(path) is not fresh:
+                self._shared[path] = fresh
+        if self._shared.get(path) is not fresh:
             fresh.close()
-            return self._channels[path]
+            return self._shared[path]
         fresh.start()
         if replaced is not None:
             replaced.close()
         return fresh
 
-    def _forget(self, channel: Channel) -> None:
-        """A channel closed: its worker is gone, unless this process hung up itself."""
+    def _forget(self, connection: SharedWorkerConnection) -> None:
+        """A shared connection closed: its worker is gone, unless this process hung up itself."""
         with self._lock:
-            if self._channels.get(channel.path) is channel:
-                del self._channels[channel.path]
-            if not channel.hung_up:
-                self._gone[channel.path] = channel.pid
+            if self._shared.get(connection.path) is connection:
+                del self._shared[connection.path]
+            if not connection.hung_up:
+                self._gone[connection.path] = connection.pid
 
-    def _direct(self, name: str, pid: int, path: str) -> Direct:
+    def _own_connection(self, name: str, pid: int, path: str) -> ThreadWorkerConnection:
         """This thread's connection to the worker at ``path``: a new one after the worker there changed or it closed."""
-        mine = self._local.__dict__.get("directs")
+        mine = self._local.__dict__.get("connections")
         if mine is None:
-            mine = self._local.directs = _ThreadDirects()
-        direct = mine.get(path)
-        if direct is None or direct.closed or direct.pid != pid:
-            if direct is not None:
-                direct.discard()
-            direct = mine[path] = Direct(name, pid, path, _connect(name, pid, path), self._went_away, self._spin)
+            mine = self._local.connections = _ThreadConnections()
+        connection = mine.get(path)
+        if connection is None or connection.closed or connection.pid != pid:
+            if connection is not None:
+                connection.discard()
+            sock = _connect(name, pid, path)
+            connection = mine[path] = ThreadWorkerConnection(name, pid, path, sock, self._went_away, self._spin)
             with self._lock:
-                self._directs.add(direct)
-        return direct
+                self._own.add(connection)
+        return connection
 
 
-class _ThreadDirects(dict[str, Direct]):
-    """One thread's direct connections, closed when the thread ends (``threading.local`` drops them then)."""
+class _ThreadConnections(dict[str, ThreadWorkerConnection]):
+    """One thread's own connections, closed when the thread ends (``threading.local`` drops them then)."""
 
     def __del__(self) -> None:
-        for direct in self.values():
-            direct.discard()
+        for connection in self.values():
+            connection.discard()
 
 
 def _connect(name: str, pid: int, path: str) -> socket.socket:

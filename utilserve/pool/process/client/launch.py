@@ -1,7 +1,7 @@
 """Starting a pool supervisor: exactly one per socket, in a process of its own.
 
 The supervisor is a fresh interpreter (``python -m
-utilserve.pool.supervisor``), not a fork: it must outlive the web worker
+utilserve.pool.process.supervisor``), not a fork: it must outlive the web worker
 that happens to start it (gunicorn recycles workers) and start its model
 workers cleanly. Whoever takes the lock file first starts it; the others
 wait on the lock and then connect to it.
@@ -14,12 +14,10 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import time
 
-from . import protocol
-from .rendezvous import make_private
-from .spec import import_path_arg
+from ..sockets import connect, make_private
+from ..spec import import_path_arg, python_executable
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -43,25 +41,9 @@ def start_or_join(path: str, lock_path: str, owner: int) -> tuple[socket.socket,
         return _await(path, process), process
 
 
-def connect(path: str) -> socket.socket:
-    """A connection to the pool process (supervisor or model worker) listening at ``path``.
-
-    Raises ``FileNotFoundError``/``ConnectionRefusedError`` if none
-    listens. The send timeout is set first: it also bounds a ``connect``
-    that waits for room in a full listen queue.
-    """
-    sock = protocol.limit_sends(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
-    try:
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _spawn(path: str, owner: int) -> subprocess.Popen[bytes]:
     """A separate interpreter, not a fork: it must outlive this worker and start models cleanly."""
-    argv = [python_executable(), "-m", "utilserve.pool.supervisor", "--socket", path, "--owner", str(owner),
+    argv = [python_executable(), "-m", "utilserve.pool.process.supervisor", "--socket", path, "--owner", str(owner),
             "--sys-path", import_path_arg()]
     logger.info("starting the pool supervisor for %s", path)
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
@@ -81,15 +63,3 @@ def _await(path: str, process: subprocess.Popen[bytes]) -> socket.socket:
             time.sleep(0.01)
     process.kill()
     raise PoolUnavailable(f"the pool supervisor did not listen at {path} within {SPAWN_WAIT_S:g} s")
-
-
-def python_executable() -> str:
-    """The interpreter to start: ``sys.executable`` is the server binary under uWSGI."""
-    if os.path.basename(sys.executable).startswith("python"):
-        return sys.executable
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for name in (f"python{version}", "python3", "python"):
-        candidate = os.path.join(sys.prefix, "bin", name)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return getattr(sys, "_base_executable", sys.executable)

@@ -5,7 +5,7 @@ listening socket (0600, beside the supervisor's) that its keeper creates
 once and hands to every worker process it starts for the slot; web
 processes learn the sockets of the workers that are up from the status
 the supervisor pushes, and send their items straight to a worker, where
-the batcher lives (see :mod:`.worker`). When a worker dies, its web
+the batcher lives. When a worker dies, its web
 processes see their connections close and fail what they sent at once
 with 503; the keeper starts a new worker after an exponential backoff.
 """
@@ -20,30 +20,17 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from time import monotonic
 
-from . import protocol
-from .launch import python_executable
-from .rendezvous import listen
-from .spec import ModelSpec, import_path_arg
+from .. import messages
+from ..messages import ErrorInfo, ModelStatus
+from ..sockets import FrameReader, listen, send
+from ..spec import ModelSpec, import_path_arg, python_executable
 
 logger = logging.getLogger("utilserve.pool")
 
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 10.0
-
-
-@dataclass(frozen=True)
-class Status:
-    """What clients are told about a model (pushed on every change)."""
-
-    phase: str
-    """``loading``, ``ready``, ``restarting`` (no worker up), ``failed`` (setup raised) or ``stopped``."""
-    error: tuple[str, str, bytes | None] | None
-    workers: tuple[tuple[int, str], ...]
-    """``(pid, socket path)`` of every worker that is up."""
-    supervisor: int
 
 
 class HostedModel:
@@ -59,7 +46,7 @@ class HostedModel:
         self._keepers = [_Keeper(self, index, endpoint()) for index in range(spec.workers)]
         self._ever_up: set[int] = set()
         self._up: dict[int, tuple[int, str]] = {}
-        self._error: tuple[str, str, bytes | None] | None = None
+        self._error: ErrorInfo | None = None
         self._stopped = False
 
     def start(self) -> None:
@@ -67,10 +54,10 @@ class HostedModel:
             keeper.start()
 
     @property
-    def status(self) -> Status:
+    def status(self) -> ModelStatus:
         with self._lock:
             workers = tuple(self._up[index] for index in sorted(self._up))
-            return Status(self._phase(), self._error, workers, os.getpid())
+            return ModelStatus(self._phase(), self._error, workers, os.getpid())
 
     def stop(self, timeout: float) -> None:
         """Have every worker answer its queue 503, finish its running batch and exit; kill it after ``timeout``."""
@@ -94,18 +81,18 @@ class HostedModel:
             return "loading"
         return "ready" if self._up else "restarting"
 
-    def _worker_up(self, index: int, pid: int, path: str) -> None:
+    def worker_up(self, index: int, pid: int, path: str) -> None:
         with self._lock:
             self._ever_up.add(index)
             self._up[index] = (pid, path)
         self._changed(self)
 
-    def _worker_down(self, index: int) -> None:
+    def worker_down(self, index: int) -> None:
         with self._lock:
             self._up.pop(index, None)
         self._changed(self)
 
-    def _setup_failed(self, error: tuple[str, str, bytes | None]) -> None:
+    def setup_failed(self, error: ErrorInfo) -> None:
         with self._lock:
             self._error = self._error or error
         self._changed(self)
@@ -135,7 +122,7 @@ class _Keeper:
             self._halted.set()
             if self._control is not None:
                 try:
-                    protocol.send(self._control, ("stop",))
+                    send(self._control, (messages.STOP,))
                 except OSError:
                     pass
 
@@ -155,7 +142,7 @@ class _Keeper:
             listener = listen(self.path)
         except OSError as exc:
             logger.error("model %s: cannot listen at %s: %s", self.name, self.path, exc)
-            self.model._setup_failed((type(exc).__name__, str(exc), None))
+            self.model.setup_failed((type(exc).__name__, str(exc), None))
             return
         try:
             self._keep(listener)
@@ -182,7 +169,7 @@ class _Keeper:
                 if not _exited(process, 5.0):
                     process.kill()
                     process.wait()
-                self.model._worker_down(self.index)
+                self.model.worker_down(self.index)
             if served is None:
                 return
             delay = BACKOFF_FIRST_S if served else min(delay * 2, BACKOFF_MAX_S)
@@ -194,7 +181,7 @@ class _Keeper:
         ours, theirs = socket.socketpair()
         fds = (theirs.fileno(), listener.fileno())
         argv = [
-            python_executable(), "-m", "utilserve.pool.worker",
+            python_executable(), "-m", "utilserve.pool.process.worker",
             "--control", str(fds[0]), "--listen", str(fds[1]), "--spec", json.dumps(self.model.spec.to_dict()),
             "--parent", str(os.getpid()), "--sys-path", import_path_arg(),
         ]  # fmt: skip
@@ -209,7 +196,7 @@ class _Keeper:
         with self._send_lock:
             self._control = ours
             if self._halted.is_set():
-                protocol.send(ours, ("stop",))
+                send(ours, (messages.STOP,))
         return process, ours
 
     def _load_and_watch(self, process: subprocess.Popen[bytes], control: socket.socket) -> bool | None:
@@ -218,19 +205,19 @@ class _Keeper:
         A ``setup()`` that raises before this worker slot ever came up fails
         the model for good, like the thread pool; after a crash it is retried.
         """
-        reader = protocol.FrameReader(control)
+        reader = FrameReader(control)
         try:
             head, _ = reader.read()
         except (EOFError, OSError):
             return None if self._halted.is_set() else False
-        if head[0] == "failed":
+        if head[0] == messages.FAILED:
             if not self._was_up:
-                self.model._setup_failed((head[1], head[2], head[3]))
+                self.model.setup_failed((head[1], head[2], head[3]))
                 return None
             logger.error("model %s: setup failed on restart: %s: %s", self.name, head[1], head[2])
             return False
         self._was_up = True
-        self.model._worker_up(self.index, head[1], self.path)
+        self.model.worker_up(self.index, head[1], self.path)
         try:
             reader.read()
         except (EOFError, OSError):

@@ -1,8 +1,8 @@
 """Polling for a short while before sleeping, where an answer is due sooner than a wake-up costs.
 
 A thread that sleeps in the kernel pays a wake-up when its socket becomes
-ready: on a virtual machine whose CPU went idle, tens of microseconds per
-hop, more than a small model takes to run an item. So when a model worker
+ready: on a virtual machine whose CPU went idle, often more per hop than a
+small model takes to run an item (BENCHMARKS.md has the figures). So when a model worker
 runs out of work (nothing queued, the model free), one of its threads
 polls its sockets for up to the budget before it sleeps; and a blocking
 caller whose last answer came within the budget polls for its next one.

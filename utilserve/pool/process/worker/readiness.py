@@ -48,8 +48,8 @@ class OneShot:
 
     A wait takes every socket ready at that moment: one thread reads a
     burst after one system call, where handing the sockets out one by one
-    would wake the other thread to contend for the GIL (measured under
-    load: about 5 % fewer requests per second).
+    would wake the other thread to contend for the GIL, which costs
+    throughput under load.
     """
 
     takes_turns = False

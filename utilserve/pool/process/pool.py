@@ -1,0 +1,107 @@
+"""``ProcessPool``: the ``Pool`` of a model hosted by a supervisor process, seen from one web process."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..base import PoolOptions, load_failure, not_ready, shutting_down
+from ..model import Model
+from .client.supervisor import SupervisorConnection, connection_to, forget_connection
+from .messages import UNLOAD, ModelStatus
+from .rendezvous import resolve
+from .spec import ModelSpec
+
+
+class ProcessPool:
+    """Single use, like the thread pool: after :meth:`stop` build a new one.
+
+    ``options.group`` names the supervisor (the models of one service share
+    one); ``options.socket`` joins a sidecar instead. In a single process
+    (``service.run()``, a script) the process is the owner: :meth:`stop`
+    unloads the model and, once no pool of the process uses it, ends the
+    supervisor, as the thread pool would end its threads.
+    """
+
+    def __init__(self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()):
+        self.model_cls = model_cls
+        self.name = name
+        self.spec = ModelSpec.of(model_cls, name, workers)
+        self.address = resolve(options.group or name, options.socket)
+        self._started = False
+        self._stopped = False
+
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError(f"the pool of model {self.name} was already started")
+        self._started = True
+        self._supervisor()
+
+    @property
+    def ready(self) -> bool:
+        return self._status().phase == "ready"
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._status().exception()
+
+    @property
+    def worker_pids(self) -> tuple[int, ...]:
+        """The model's worker processes, as the supervisor last reported them."""
+        return tuple(pid for pid, _ in self._status().workers)
+
+    @property
+    def supervisor_pid(self) -> int:
+        return self._status().supervisor
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        if not self._started or self._stopped:
+            return False
+        status = self._supervisor().wait_state(self.name, lambda s: s.phase in ("ready", "failed"), timeout)
+        if status.phase == "failed":
+            raise load_failure(self.name, status.exception() or RuntimeError("the pool supervisor gave no reason"))
+        return self.ready
+
+    def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+        supervisor = self._live_supervisor()
+        return supervisor.workers.submit(self.name, supervisor.ready_workers(self.name, timeout_s), item, timeout_s)
+
+    def call(self, item: BaseModel, timeout_s: float) -> Any:
+        """Over this thread's own connection to a worker: no reader thread between the answer and the caller."""
+        supervisor = self._live_supervisor()
+        return supervisor.workers.call(self.name, supervisor.ready_workers(self.name, timeout_s), item, timeout_s)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """The owner unloads the model (and ends the supervisor with its last pool); others just hang up."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        supervisor = self._supervisor()
+        owner = self.address.spawns and self.address.owner == os.getpid()
+        if owner:
+            supervisor.request((UNLOAD, self.name), timeout)
+        if supervisor.detach(self.name):
+            forget_connection(self.address)
+            supervisor.close(exit_supervisor=owner, timeout=timeout)
+
+    def _live_supervisor(self) -> SupervisorConnection:
+        if self._stopped:
+            raise shutting_down(self.name)
+        if not self._started:
+            raise not_ready(self.name)
+        return self._supervisor()
+
+    def _status(self) -> ModelStatus:
+        if not self._started or self._stopped:
+            return ModelStatus()
+        return self._supervisor().state(self.name)
+
+    def _supervisor(self) -> SupervisorConnection:
+        supervisor = connection_to(self.address)
+        if self._started and not self._stopped and not supervisor.attached(self.name):
+            supervisor.attach(self.spec)
+        return supervisor

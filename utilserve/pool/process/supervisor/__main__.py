@@ -1,0 +1,22 @@
+"""``python -m utilserve.pool.process.supervisor``: the supervisor process a web worker starts (see ``..client.launch``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ..spec import adopt_import_path
+from .server import serve
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m utilserve.pool.process.supervisor")
+    parser.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
+    parser.add_argument("--owner", type=int, help="exit when this process id is gone")
+    parser.add_argument("--sys-path", default="[]", help="JSON list of import paths of the starting process")
+    args = parser.parse_args(argv)
+    adopt_import_path(args.sys_path)
+    serve(args.socket, args.owner)
+
+
+main()
