@@ -15,6 +15,7 @@ import threading
 import traceback
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from .api.builtin import HEALTH_PATHS
@@ -29,6 +30,20 @@ Hook = Callable[[], Coroutine[Any, Any, None]]
 logger = logging.getLogger("utilserve")
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What the request path and the adapters know of a service: plain values."""
+
+    name: str
+    route: str = "/"
+    """Where the API tree is mounted; the health paths stay at the root."""
+    max_body_size: int = 10 * 1024 * 1024
+    production: bool = False
+    """No traceback in a 500's body."""
+    asynchronous: bool = False
+    """ASGI rather than WSGI, for frameworks that offer both."""
+    sync_threads: int = 40
+    """Threads that run sync endpoints on async servers."""
 
 
 class Handler:
@@ -38,28 +53,14 @@ class Handler:
     runs ``startup`` once per process (see :meth:`start_once`).
     """
 
-    def __init__(
-        self,
-        router: Router,
-        *,
-        name: str,
-        route: str = "/",
-        max_body_size: int = 10 * 1024 * 1024,
-        production: bool = False,
-        asynchronous: bool = False,
-        sync_threads: int = 40,
-        startup: Hook,
-        shutdown: Hook,
-    ) -> None:
+    def __init__(self, router: Router, settings: Settings, startup: Hook, shutdown: Hook) -> None:
         self.router = router
-        self.name = name
-        self.route = route
-        self.max_body_size = max_body_size
-        self.production = production
-        self.asynchronous = asynchronous
+        self.settings = settings
+        self.route = settings.route
+        self.max_body_size = settings.max_body_size
         self._startup = startup
         self._shutdown = shutdown
-        self._executor = ThreadPoolExecutor(max_workers=sync_threads, thread_name_prefix="utilserve")
+        self._executor = ThreadPoolExecutor(max_workers=settings.sync_threads, thread_name_prefix="utilserve")
         self._started_pid: int | None = None
         self._start_lock = threading.Lock()
 
@@ -124,7 +125,7 @@ class Handler:
     def _internal_error(self, request: Request, error: Exception) -> Response:
         logger.exception("unhandled error in %s %s", request.method, request.path)
         detail = None
-        if not self.production:
+        if not self.settings.production:
             detail = {
                 "exception": f"{type(error).__name__}: {error}",
                 "traceback": traceback.format_exception(error),

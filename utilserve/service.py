@@ -17,7 +17,7 @@ from .api.openapi import openapi_document
 from .api.routing import Endpoint, Router, join
 from .backends import Adapter, load_adapter, resolve_backend
 from .concurrency import run_sync
-from .handler import Handler
+from .handler import Handler, Settings
 from .pool import Model, ModelHandle, PoolOptions
 
 Hook = TypeVar("Hook", bound=Callable[..., Any])
@@ -150,17 +150,10 @@ class Service:
                 router.add(model_endpoint(handle, join(self.route, route)))
             self.endpoints = list(router)
             build_router(builtin_api(self.route, lambda: self._running, self.models, self.openapi), "/", router)
-            self._handler = Handler(
-                router,
-                name=self.name,
-                route=self.route,
-                max_body_size=self.max_body_size,
-                production=self.production,
-                asynchronous=bool(self.asynchronous),
-                sync_threads=self.sync_threads,
-                startup=self.astartup,
-                shutdown=self.ashutdown,
+            settings = Settings(
+                self.name, self.route, self.max_body_size, self.production, bool(self.asynchronous), self.sync_threads
             )
+            self._handler = Handler(router, settings, self.astartup, self.ashutdown)
         return self._handler
 
     def openapi(self) -> dict[str, Any]:

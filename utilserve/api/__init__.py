@@ -3,8 +3,8 @@
 Used as ``from utilserve import api`` then ``@api.get``, ``api.Header(...)``.
 """
 
-from .base import API, build_router, delete, get, patch, post, put
 from ..errors import HTTPError
+from .base import API, build_router, delete, get, patch, post, put
 from .params import Body, Cookie, File, Header, Query, UploadFile
 
 __all__ = [

@@ -105,7 +105,7 @@ class Compilable(Protocol):
 def urlpatterns(service: Compilable) -> list[URLPattern]:
     """utilserve's patterns for a project's URLconf: async views when the service is ``asynchronous``."""
     handler = service.setup()
-    return _patterns(handler, handler.asynchronous)
+    return _patterns(handler, handler.settings.asynchronous)
 
 
 class Lifespan:
@@ -168,7 +168,7 @@ def application(handler: Handler, native: WSGIHandler | ASGIHandler | None) -> W
     if standalone:
         _configure_standalone(handler)
     if native is None:
-        native = get_asgi_application() if handler.asynchronous else get_wsgi_application()
+        native = get_asgi_application() if handler.settings.asynchronous else get_wsgi_application()
     asynchronous = isinstance(native, ASGIHandler)
     _mount(handler, asynchronous, catch_all=standalone)
     return Lifespan(native, handler) if asynchronous else native

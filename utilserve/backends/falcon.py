@@ -99,7 +99,7 @@ def application(handler: Handler, native: FalconApp | None) -> FalconApp:
     if native is not None:
         app = native
     else:
-        app = falcon.asgi.App() if handler.asynchronous else falcon.App()
+        app = falcon.asgi.App() if handler.settings.asynchronous else falcon.App()
         # Bodiless responses must not gain falcon's default JSON content-type (falcon allows None).
         app.resp_options.default_media_type = None  # type: ignore[assignment]
     if isinstance(app, falcon.asgi.App):

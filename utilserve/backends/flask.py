@@ -12,7 +12,7 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
 def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
-    app = native if native is not None else flask.Flask(handler.name)
+    app = native if native is not None else flask.Flask(handler.settings.name)
 
     class NativeResponse(app.response_class):  # type: ignore[name-defined, misc]
         """The app's own response class, minus Werkzeug's default text/html for typeless bodies."""

@@ -36,7 +36,7 @@ class NativeResponse(HTTPResponse):
 
 
 def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, Any]:
-    app = native if native is not None else Sanic(app_name(handler.name))
+    app = native if native is not None else Sanic(app_name(handler.settings.name))
 
     async def view(request: SanicRequest, path: str = "") -> HTTPResponse:
         # A streaming route leaves the body unread: the core reads it lazily and owns the size limit (413).

@@ -53,9 +53,10 @@ class Pool(Protocol):
     def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
         """Submit and wait in this thread: the ``Output``; raise its ``HTTPError``, or ``TimeoutError``.
 
-        A pool whose answers reach a blocking caller faster without a future
-        does that here; the others :func:`result_within` for :meth:`submit`'s future.
+        A pool whose answers reach a blocking caller faster without a
+        future overrides this.
         """
+        return result_within(self.submit(item, timeout_s), timeout_s)
 
 
 def result_within(future: Future[BaseModel], timeout_s: float) -> BaseModel:

@@ -15,7 +15,7 @@ from time import monotonic
 from pydantic import BaseModel
 
 from ..errors import HTTPError
-from .base import PoolOptions, load_failure, not_ready, result_within, shutting_down
+from .base import Pool, PoolOptions, load_failure, not_ready, shutting_down
 from .batcher import Batcher
 from .model import Model
 from .outcome import run_batch
@@ -23,7 +23,7 @@ from .outcome import run_batch
 logger = logging.getLogger("utilserve.pool")
 
 
-class ThreadPool:
+class ThreadPool(Pool):
     """Workers are threads started by :meth:`start`; each runs ``setup()`` itself.
 
     Single use: after :meth:`stop` build a new pool.
@@ -72,9 +72,6 @@ class ThreadPool:
         if not self.ready:
             raise not_ready(self.name, f"setup failed: {type(self._error).__name__}" if self._error else "")
         return self._batcher.submit(item, monotonic() + timeout_s)
-
-    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
-        return result_within(self.submit(item, timeout_s), timeout_s)
 
     def stop(self, timeout: float = 30.0) -> None:
         with self._lock:

@@ -35,7 +35,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
 
 from ...errors import HTTPError, unavailable
-from ..base import PoolOptions, load_failure, not_ready, result_within, shutting_down
+from ..base import Pool, PoolOptions, load_failure, not_ready, shutting_down
 from ..model import Model
 from .cluster import Cluster, acquire, host_lock, release
 from .replica import application, deployment_options
@@ -55,7 +55,7 @@ REPLICA_LOST = (
 SERVING = (DeploymentStatus.HEALTHY, DeploymentStatus.UPSCALING, DeploymentStatus.DOWNSCALING)
 
 
-class RayPool:
+class RayPool(Pool):
     """One model's deployment on Ray Serve, seen from one serving process.
 
     ``workers`` is the number of replicas unless the model's
@@ -93,15 +93,15 @@ class RayPool:
         self._thread.start()
 
     @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    @property
     def ready(self) -> bool:
         """False in a process forked after :meth:`start`: the connection and its threads stayed behind."""
         cluster = self._cluster
         live = cluster is not None and not cluster.closed and os.getpid() == self._pid
         return live and self._serving and not self._stopped
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         self._settled.wait(timeout)
@@ -123,9 +123,6 @@ class RayPool:
             self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future
-
-    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
-        return result_within(self.submit(item, timeout_s), timeout_s)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Refuse new items, let this process's requests finish (503 past ``timeout``), disconnect."""
