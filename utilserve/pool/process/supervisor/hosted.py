@@ -1,13 +1,11 @@
 """One model inside the supervisor: a keeper thread per model worker process, and the model's status.
 
-The supervisor stays out of the data path. Each worker slot has a
-listening socket (0600, beside the supervisor's) that its keeper creates
-once and hands to every worker process it starts for the slot; web
-processes learn the sockets of the workers that are up from the status
-the supervisor pushes, and send their items straight to a worker, where
-the batcher lives. When a worker dies, its web
-processes see their connections close and fail what they sent at once
-with 503; the keeper starts a new worker after an exponential backoff.
+Each worker slot has a listening socket (0600, beside the supervisor's)
+that its keeper creates once and hands to every worker process it starts
+for the slot, so web processes reconnect to the same path after a restart.
+When a worker dies, the keeper starts a new one after an exponential
+backoff; a ``setup()`` that fails before the slot ever came up fails the
+model for good.
 """
 
 from __future__ import annotations
