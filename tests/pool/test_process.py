@@ -3,7 +3,7 @@
 In-process tests drive ``ModelHandle(..., pool="process")`` from the test
 process (the pool's owner) and from forked children; HTTP tests run the
 deploy/ templates under gunicorn and uWSGI, and a sidecar started with
-``utilserve pool``. The models (tests/apps/shared_models.py) log what they
+``utilserve pool``. The models (tests/support/models/process.py) log what they
 see to ``$MODEL_LOG``; an item's ``hold`` file keeps a worker busy until the
 test creates it. Waits are generous and no test asserts a duration.
 """
@@ -34,13 +34,13 @@ from utilserve.api.errors import HTTPError
 from utilserve.pool import ModelHandle, protocol
 from utilserve.pool.process import ProcessPool
 
-from .apps.shared_models import Blob, Broken, Echo, Item, Measure, Narrow, Picky, Quitter
-from .support.servers import BIN, ROOT, Server, free_port
+from ..support.models.process import Blob, Broken, Echo, Item, Measure, Narrow, Picky, Quitter
+from ..support.servers import BIN, ROOT, Server, free_port
 
 WAIT_S = 60.0
 """Upper bound for anything that waits on processes starting on a busy machine; a bug fails, not hangs."""
-APP = "tests.apps.shared_flask:app"
-SERVICE = "tests.apps.shared_flask:service"
+APP = "tests.apps.pool_process:app"
+SERVICE = "tests.apps.pool_process:service"
 
 
 def alive(pid: int) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .cells import CELLS
-from .support.servers import Cell, Server, serve
+from ..support.cells import CELLS
+from ..support.servers import Cell, Server, serve
 
 APP = "tests.apps.conformance:app"
 ABSENT = object()

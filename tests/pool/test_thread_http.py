@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .cells import GUNICORN, UVICORN
-from .pool_over_http import assert_overload_is_503_then_recovers, burst
-from .support.servers import Cell, Server, serve
+from ..support.cells import GUNICORN, UVICORN
+from ..support.pool_over_http import assert_overload_is_503_then_recovers, burst
+from ..support.servers import Cell, Server, serve
 
 
 def gunicorn(workers: int, threads: int) -> tuple[str, ...]:
@@ -24,7 +24,7 @@ def gunicorn(workers: int, threads: int) -> tuple[str, ...]:
 POOL_CELLS = [Cell("starlette@uvicorn", "starlette", UVICORN), Cell("flask@gunicorn", "flask", gunicorn(2, 64))]
 SINGLE = [Cell("starlette@uvicorn", "starlette", UVICORN), Cell("flask@gunicorn-1", "flask", gunicorn(1, 4))]
 """One serving process, so one pool: a test can know what is queued ahead of a request."""
-APP = "tests.apps.models:app"
+APP = "tests.apps.pool_thread:app"
 
 
 @pytest.fixture(params=POOL_CELLS, ids=[c.name for c in POOL_CELLS])

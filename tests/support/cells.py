@@ -1,6 +1,6 @@
 """The conformance matrix: each backend under its real server. A new cell is one line."""
 
-from .support.servers import Cell
+from .servers import Cell
 
 UVICORN = ("{python}", "-m", "uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}", "--no-access-log")
 GUNICORN = ("{python}", "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-k", "gthread", "-w", "2", "--threads", "4", "{app}")

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .mounting import (
+from ..support.mounting import (
     assert_native_answers_elsewhere,
     assert_utilserve_answers_its_paths,
 )
-from .support.servers import Server, free_port
+from ..support.servers import Server, free_port
 
 ITEMS = [1] * 1000
 

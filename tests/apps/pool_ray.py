@@ -7,7 +7,7 @@ The replicas run in Ray's worker processes, which take their environment
 import os
 import time
 
-from tests.apps.recording import Doubled, Number, record
+from tests.support.models.log import Doubled, Number, record
 from utilserve import API, Model, Service, api
 
 LIGHT = {"ray_actor_options": {"num_cpus": 0.25}}

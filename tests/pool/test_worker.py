@@ -30,7 +30,7 @@ from utilserve.pool.rendezvous import listen
 from utilserve.pool.spec import ModelSpec
 from utilserve.pool.spin import SPIN_ENV, spin, spin_budget
 
-from .apps.shared_models import Answer, Item
+from ..support.models.process import Answer, Item
 
 WAIT_S = 30.0
 
@@ -116,7 +116,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     model.setup()
     ours, theirs = socket.socketpair()
     path = str(tmp_path / "worker.sock")
-    spec = ModelSpec("gated", "tests.test_pool_worker:Gated", 1, Gated.max_batch_size, Gated.max_wait_ms, Gated.max_queue)
+    spec = ModelSpec("gated", f"{__name__}:Gated", 1, Gated.max_batch_size, Gated.max_wait_ms, Gated.max_queue)
     server = worker.Server(spec, model, theirs, listen(path), spin_s)
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()

@@ -13,7 +13,7 @@ from utilserve.api.errors import HTTPError
 from utilserve.pool import ModelHandle
 from utilserve.pool.batcher import Batcher
 
-from .test_pool_support import WAIT_S, EchoOut, echo, outcome, seen
+from ..support.pool import WAIT_S, EchoOut, echo, outcome, seen
 
 
 def test_a_burst_beyond_max_queue_gets_503_with_retry_after_and_the_pool_recovers() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .cells import GUNICORN, UVICORN
-from .mounting import (
+from ..support.cells import GUNICORN, UVICORN
+from ..support.mounting import (
     assert_native_answers_elsewhere,
     assert_utilserve_answers_its_paths,
 )
-from .support.servers import Cell, serve
+from ..support.servers import Cell, serve
 
 MOUNTS = [
     (Cell("flask@gunicorn", "flask", GUNICORN), "tests.apps.mount_flask:app", {"from": "flask", "hook": "ran"}),

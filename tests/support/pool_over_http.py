@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from .support.servers import Server
+from .servers import Server
 
 
 def burst(server: Server, path: str, bodies: list[dict], threads: int) -> list[httpx.Response]:

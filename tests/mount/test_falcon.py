@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .cells import CELLS
-from .mounting import (
+from ..support.cells import CELLS
+from ..support.mounting import (
     assert_native_answers_elsewhere,
     assert_utilserve_answers_its_paths,
 )
-from .support.servers import serve
+from ..support.servers import serve
 
 # cell -> (app, what the native resource answers, what the native middleware stamps)
 CELL_APPS = {

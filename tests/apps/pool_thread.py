@@ -3,7 +3,7 @@
 import os
 import time
 
-from tests.apps.recording import Doubled, Number, record
+from tests.support.models.log import Doubled, Number, record
 from utilserve import API, HTTPError, Model, Service, api
 
 

@@ -23,16 +23,16 @@ from pydantic import BaseModel
 
 from utilserve import Model
 
-from .apps.ray_models import LONG
-from .cells import GUNICORN, UVICORN
-from .pool_over_http import assert_overload_is_503_then_recovers, burst
-from .ray_head import LOOPBACK, RayHead
-from .support.servers import Cell, Server, serve
+from ..apps.pool_ray import LONG
+from ..support.cells import GUNICORN, UVICORN
+from ..support.pool_over_http import assert_overload_is_503_then_recovers, burst
+from ..support.ray_head import LOOPBACK, RayHead
+from ..support.servers import Cell, Server, serve
 
 ray_replica = pytest.importorskip("utilserve.pool.ray_replica", reason="pool='ray' needs the [ray] extra")
 ray_cluster = pytest.importorskip("utilserve.pool.ray_cluster")
 
-APP = "tests.apps.ray_models:app"
+APP = "tests.apps.pool_ray:app"
 GUNICORN_64 = (*GUNICORN[: GUNICORN.index("--threads") + 1], "64", GUNICORN[-1])
 """The matrix's gunicorn (2 gthread workers) with enough threads to overload a model's queue."""
 CELLS = [Cell("flask@gunicorn", "flask", GUNICORN_64), Cell("starlette@uvicorn", "starlette", UVICORN)]

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .cells import CELLS
-from .support.servers import Cell, serve
+from ..support.cells import CELLS
+from ..support.servers import Cell, serve
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=[c.name for c in CELLS])

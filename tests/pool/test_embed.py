@@ -7,8 +7,8 @@ import time
 
 import httpx
 
-from .cells import UVICORN
-from .support.servers import Cell, serve
+from ..support.cells import UVICORN
+from ..support.servers import Cell, serve
 
 
 def test_embedding_service_answers_with_a_384_number_vector() -> None:

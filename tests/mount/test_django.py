@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .cells import GUNICORN, UVICORN
-from .mounting import (
+from ..support.cells import GUNICORN, UVICORN
+from ..support.mounting import (
     assert_native_answers_elsewhere,
     assert_utilserve_answers_its_paths,
 )
-from .support.servers import Cell, Server, serve
+from ..support.servers import Cell, Server, serve
 
 APP = "tests.apps.mount_django:app"
 SETUPS = [

@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .support.servers import ROOT, free_port
+from .servers import ROOT, free_port
 
 LOOPBACK = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 """Keep Ray on 127.0.0.1 (its default is the host's outward address) and off any token left in ~/.ray."""

@@ -11,7 +11,7 @@ import pytest
 from utilserve.api.errors import HTTPError
 from utilserve.pool import ModelHandle
 
-from .test_pool_support import WAIT_S, Echo, echo, outcome
+from ..support.pool import WAIT_S, Echo, echo, outcome
 
 
 class SlowLoad(Echo):

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from .cells import CELLS
-from .support.servers import Cell, serve
+from ..support.cells import CELLS
+from ..support.servers import Cell, serve
 
 EVENT_LOOP_CELLS = [c for c in CELLS if any(s in c.name for s in ("uvicorn", "sanic", "tornado"))]
 

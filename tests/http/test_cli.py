@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 
 from utilserve.backends import BACKENDS
 
-from .support.servers import ROOT, Server, free_port
+from ..support.servers import ROOT, Server, free_port
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -10,7 +10,7 @@ import pytest
 from utilserve.api.errors import HTTPError
 from utilserve.pool import Model, ModelHandle
 
-from .test_pool_support import WAIT_S, Echo, EchoIn, EchoOut, echo
+from ..support.pool import WAIT_S, Echo, EchoIn, EchoOut, echo
 
 
 class Picky(Echo):

@@ -9,7 +9,7 @@ import os
 
 from utilserve import API, Service, api
 
-from .shared_models import Echo, Item, record
+from ..support.models.process import Echo, Item, record
 
 
 class RootAPI(API):
