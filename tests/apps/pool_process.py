@@ -9,7 +9,8 @@ import os
 
 from utilserve import API, Service, api
 
-from ..support.models.process import Echo, Item, record
+from ..support.models.log import record
+from ..support.models.process import Echo, Item
 
 
 class RootAPI(API):

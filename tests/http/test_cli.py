@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -16,21 +17,18 @@ from ..support.servers import ROOT, Server, free_port
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_run_serves_the_example(backend: str) -> None:
+def test_run_serves_the_example(backend: str, running: Callable[[Server], Server]) -> None:
     port = free_port()
     argv = [sys.executable, "-m", "utilserve", "run", "examples.hello:service", "--backend", backend,
             "--host", "127.0.0.1", "--port", str(port)]
-    server = Server(argv, port).start()
-    try:
-        assert httpx.get(server.url + "/api/hello?name=x").json() == {"message": "hello x"}
-        assert httpx.get(server.url + "/api/items/7").json() == {"id": 7}
-        echoed = httpx.post(server.url + "/api/echo", json={"name": "pen", "price": 2})
-        assert echoed.json() == {"name": "pen", "price": 2.0}
-        missing = httpx.get(server.url + "/api/items/0")
-        assert missing.status_code == 404
-        assert missing.json() == {"error": {"status": 404, "message": "item 0 does not exist"}}
-    finally:
-        server.stop()
+    server = running(Server(argv, port).start())
+    assert httpx.get(server.url + "/api/hello?name=x").json() == {"message": "hello x"}
+    assert httpx.get(server.url + "/api/items/7").json() == {"id": 7}
+    echoed = httpx.post(server.url + "/api/echo", json={"name": "pen", "price": 2})
+    assert echoed.json() == {"name": "pen", "price": 2.0}
+    missing = httpx.get(server.url + "/api/items/0")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": {"status": 404, "message": "item 0 does not exist"}}
 
 
 def test_openapi_document_is_valid_and_complete() -> None:

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ..support.cells import CELLS
-from ..support.servers import Cell, serve
+from ..support.servers import Cell, Server, serve
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=[c.name for c in CELLS])
-def test_hooks_run_once_per_process_and_at_sigterm(cell: Cell, tmp_path: Path) -> None:
+def test_hooks_run_once_per_process_and_at_sigterm(
+    cell: Cell, tmp_path: Path, running: Callable[[Server], Server]
+) -> None:
     log = tmp_path / "hooks.log"
-    server = serve(cell, "tests.apps.hooks:app", env={"HOOKS_LOG": str(log)})
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            pids = {client.get("/api/pid").json()["pid"] for _ in range(40)}
-    finally:
-        server.stop()
+    server = running(serve(cell, "tests.apps.hooks:app", env={"HOOKS_LOG": str(log)}))
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        pids = {client.get("/api/pid").json()["pid"] for _ in range(40)}
+    server.stop()
     lines = [line.split() for line in log.read_text().splitlines()]
     events = collections.Counter((event, int(pid)) for event, pid in lines)
     for pid in pids:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import partial
 
 import httpx
 import pytest
 
 from ..support.cells import GUNICORN, UVICORN
-from ..support.mounting import (
-    assert_native_answers_elsewhere,
-    assert_utilserve_answers_its_paths,
-)
+from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
 from ..support.servers import Cell, Server, serve
 
 APP = "tests.apps.mount_django:app"
@@ -23,16 +21,8 @@ SETUPS = [
 
 
 @pytest.fixture(scope="module", params=SETUPS, ids=[cell.name for cell in SETUPS])
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    started = serve(request.param, APP)
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client
+def start_server(request: pytest.FixtureRequest) -> Callable[[], Server]:
+    return partial(serve, request.param, APP)
 
 
 def test_project_view_answers_through_its_middleware(client: httpx.Client) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import partial
 
 import httpx
 import pytest
 
-from ..support.cells import CELLS
-from ..support.mounting import (
-    assert_native_answers_elsewhere,
-    assert_utilserve_answers_its_paths,
-)
-from ..support.servers import serve
+from ..support.cells import cell_named
+from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
+from ..support.servers import Server, serve
 
 # cell -> (app, what the native resource answers, what the native middleware stamps)
 CELL_APPS = {
@@ -27,14 +25,8 @@ def cell_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def client(cell_name: str) -> Iterator[httpx.Client]:
-    cell = next(cell for cell in CELLS if cell.name == cell_name)
-    server = serve(cell, CELL_APPS[cell_name][0])
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client
-    finally:
-        server.stop()
+def start_server(cell_name: str) -> Callable[[], Server]:
+    return partial(serve, cell_named(cell_name), CELL_APPS[cell_name][0])
 
 
 def test_native_resource_middleware_and_lifespan_still_run(client: httpx.Client, cell_name: str) -> None:

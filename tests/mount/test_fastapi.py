@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import partial
 
 import httpx
 import pytest
 
-from ..support.cells import CELLS
-from ..support.mounting import (
-    assert_native_answers_elsewhere,
-    assert_utilserve_answers_its_paths,
-)
-from ..support.servers import serve
+from ..support.cells import cell_named
+from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
+from ..support.servers import Server, serve
 
 STARTED = ["native-startup", "utilserve-startup"]
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    cell = next(cell for cell in CELLS if cell.name == "fastapi@uvicorn")
-    server = serve(cell, "tests.apps.mount_fastapi:app")
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client
-    finally:
-        server.stop()
+def start_server() -> Callable[[], Server]:
+    return partial(serve, cell_named("fastapi@uvicorn"), "tests.apps.mount_fastapi:app")
 
 
 def test_native_route_middleware_and_lifespan_still_run(client: httpx.Client) -> None:

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import partial
 
 import httpx
 import pytest
 
-from ..support.cells import CELLS
-from ..support.mounting import (
-    assert_native_answers_elsewhere,
-    assert_utilserve_answers_its_paths,
-)
-from ..support.servers import serve
-
-SANIC = next(cell for cell in CELLS if cell.name == "sanic@sanic")
+from ..support.cells import cell_named
+from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
+from ..support.servers import Server, serve
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    server = serve(SANIC, "tests.apps.mount_sanic:app")
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client
-    finally:
-        server.stop()
+def start_server() -> Callable[[], Server]:
+    return partial(serve, cell_named("sanic@sanic"), "tests.apps.mount_sanic:app")
 
 
 def test_native_routes_listener_and_middleware_still_work(client: httpx.Client) -> None:
@@ -52,4 +43,3 @@ def test_each_side_answers_its_own_paths(client: httpx.Client) -> None:
 def test_body_over_the_limit_is_utilserve_413(client: httpx.Client) -> None:
     large = client.post("/api/total", json=[1] * 1000)
     assert large.content == b'{"error":{"status":413,"message":"request body exceeds the limit of 1024 bytes"}}'
-

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
-from ..support.mounting import (
-    assert_native_answers_elsewhere,
-    assert_utilserve_answers_its_paths,
-)
+from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
 from ..support.servers import Server, free_port
 
 ITEMS = [1] * 1000
@@ -26,13 +24,8 @@ def start(log: Path) -> Server:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    server = start(tmp_path_factory.mktemp("mount_tornado") / "hooks.log")
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client
-    finally:
-        server.stop()
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Server]:
+    return partial(start, tmp_path_factory.mktemp("mount_tornado") / "hooks.log")
 
 
 def test_native_handler_prepare_and_transform_still_run(client: httpx.Client) -> None:
@@ -63,10 +56,9 @@ def test_body_over_the_limit_is_utilserve_413(client: httpx.Client) -> None:
     assert large.content == b'{"error":{"status":413,"message":"request body exceeds the limit of 1024 bytes"}}'
 
 
-
-def test_sigterm_runs_shutdown_hooks_and_exits_cleanly(tmp_path: Path) -> None:
+def test_sigterm_runs_shutdown_hooks_and_exits_cleanly(tmp_path: Path, running: Callable[[Server], Server]) -> None:
     log = tmp_path / "hooks.log"
-    server = start(log)
+    server = running(start(log))
     assert httpx.get(server.url + "/api/hello").status_code == 200
     assert server.process is not None
     pid = server.process.pid

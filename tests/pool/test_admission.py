@@ -13,7 +13,8 @@ from utilserve.api.errors import HTTPError
 from utilserve.pool import ModelHandle
 from utilserve.pool.batcher import Batcher
 
-from ..support.pool import WAIT_S, EchoOut, echo, outcome, seen
+from ..support.models.thread import EchoOut, echo, seen
+from ..support.pool import WAIT_S, outcome
 
 
 def test_a_burst_beyond_max_queue_gets_503_with_retry_after_and_the_pool_recovers() -> None:

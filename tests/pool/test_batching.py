@@ -11,7 +11,8 @@ from utilserve.api.errors import HTTPError
 from utilserve.pool import ModelHandle
 from utilserve.pool.batcher import Batcher
 
-from ..support.pool import WAIT_S, echo, seen
+from ..support.models.thread import echo, seen
+from ..support.pool import WAIT_S
 
 
 def test_concurrent_callers_form_batches_within_the_limit() -> None:

@@ -10,7 +10,8 @@ import pytest
 from utilserve.api.errors import HTTPError
 from utilserve.pool import Model, ModelHandle
 
-from ..support.pool import WAIT_S, Echo, EchoIn, EchoOut, echo
+from ..support.models.thread import Echo, EchoIn, EchoOut, echo
+from ..support.pool import WAIT_S
 
 
 class Picky(Echo):

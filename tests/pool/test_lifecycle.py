@@ -11,7 +11,8 @@ import pytest
 from utilserve.api.errors import HTTPError
 from utilserve.pool import ModelHandle
 
-from ..support.pool import WAIT_S, Echo, echo, outcome
+from ..support.models.thread import Echo, echo
+from ..support.pool import WAIT_S, outcome
 
 
 class SlowLoad(Echo):

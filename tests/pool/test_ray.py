@@ -7,7 +7,6 @@ stops everything and checks that no process of the cluster is left.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,8 +22,9 @@ from pydantic import BaseModel
 
 from utilserve import Model
 
-from ..apps.pool_ray import LONG
-from ..support.cells import GUNICORN, UVICORN
+from ..support.cells import cell_named, gunicorn
+from ..support.models.log import events
+from ..support.models.thread import LONG
 from ..support.pool_over_http import assert_overload_is_503_then_recovers, burst
 from ..support.ray_head import LOOPBACK, RayHead
 from ..support.servers import Cell, Server, serve
@@ -33,9 +33,8 @@ ray_replica = pytest.importorskip("utilserve.pool.ray_replica", reason="pool='ra
 ray_cluster = pytest.importorskip("utilserve.pool.ray_cluster")
 
 APP = "tests.apps.pool_ray:app"
-GUNICORN_64 = (*GUNICORN[: GUNICORN.index("--threads") + 1], "64", GUNICORN[-1])
-"""The matrix's gunicorn (2 gthread workers) with enough threads to overload a model's queue."""
-CELLS = [Cell("flask@gunicorn", "flask", GUNICORN_64), Cell("starlette@uvicorn", "starlette", UVICORN)]
+CELLS = [Cell("flask@gunicorn", "flask", gunicorn(2, 64)), cell_named("starlette@uvicorn")]
+"""The matrix's gunicorn with enough threads to overload a model's queue, and starlette@uvicorn."""
 PROCESSES = {"flask@gunicorn": 2, "starlette@uvicorn": 1}
 IDS = [cell.name for cell in CELLS]
 
@@ -58,11 +57,7 @@ class Cluster:
         return self.log.stat().st_size if self.log.exists() else 0
 
     def events(self, model: str, since: int = 0) -> list[dict]:
-        if not self.log.exists():
-            return []
-        with self.log.open() as log:
-            log.seek(since)
-            return [e for e in map(json.loads, log.read().splitlines()) if e["model"] == model]
+        return events(self.log, since, model=model)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,18 @@
 """The conformance matrix: each backend under its real server. A new cell is one line."""
 
+from __future__ import annotations
+
 from .servers import Cell
 
+
+def gunicorn(workers: int = 2, threads: int = 4) -> tuple[str, ...]:
+    """gunicorn with ``workers`` threaded workers of ``threads`` threads each."""
+    return ("{python}", "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-k", "gthread", "-w", str(workers),
+            "--threads", str(threads), "{app}")
+
+
 UVICORN = ("{python}", "-m", "uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}", "--no-access-log")
-GUNICORN = ("{python}", "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-k", "gthread", "-w", "2", "--threads", "4", "{app}")
+GUNICORN = gunicorn()
 GUNICORN_UVICORN = ("{python}", "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-k", "uvicorn_worker.UvicornWorker",
                     "-w", "2", "{app}")
 UWSGI = ("{bin}/uwsgi", "--http11-socket", "127.0.0.1:{port}", "--master", "--processes", "2", "--need-app",
@@ -27,3 +36,8 @@ CELLS = [
     Cell("sanic@sanic", "sanic", SANIC),
     Cell("tornado@tornado", "tornado", OWN_SERVER),
 ]
+
+
+def cell_named(name: str) -> Cell:
+    """The matrix's cell called ``name``."""
+    return {c.name: c for c in CELLS}[name]

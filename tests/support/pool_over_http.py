@@ -1,12 +1,21 @@
-"""Checks of a model pool over real HTTP that every pool kind must pass (thread and Ray alike)."""
+"""A model pool over real HTTP: waiting for it to be ready, bursts of requests, the overload check of every pool."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from .servers import Server
+
+
+def wait_ready(server: Server, timeout: float = 60.0, in_a_row: int = 1) -> None:
+    """Wait until ``/readyz`` answers 200 ``in_a_row`` times running: each answer may come from another web worker."""
+    deadline = time.monotonic() + timeout
+    while not all(httpx.get(server.url + "/readyz").status_code == 200 for _ in range(in_a_row)):
+        assert time.monotonic() < deadline, f"the service was not ready within {timeout:g} s:\n{server.output()}"
+        time.sleep(0.05)
 
 
 def burst(server: Server, path: str, bodies: list[dict], threads: int) -> list[httpx.Response]:

@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from .processes import alive
 from .servers import ROOT, free_port
 
 LOOPBACK = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -95,18 +96,10 @@ def _name(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting for a parent that never reaps it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 def _terminate(pids: list[int], grace: float) -> None:
     _signal(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while any(map(_alive, pids)) and time.monotonic() < deadline:
+    while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.1)
     _signal(pids, signal.SIGKILL)
 

@@ -1,37 +1,26 @@
-"""Models for the process-pool tests, importable by name so the supervisor's workers can load them.
+"""Models for the process pool, whose supervisor's workers import them by name.
 
-Each appends what it saw to ``$MODEL_LOG`` as JSON lines (one ``write`` per
-line, so lines from different processes do not interleave): ``setup``
-with the worker's pid and its parent (the supervisor), and per batch the
-items and the web-process pid each item came from. An item with ``hold``
-set makes its batch wait until that file exists, so a test can keep a
-worker busy and know what queues behind it.
+Each records in ``$MODEL_LOG`` its ``setup`` (the worker's pid, and its
+parent's: the supervisor) and, per batch, the items and the web process
+each item came from. An item with ``hold`` set makes its batch wait until
+that file exists, so a test can keep a worker busy and know what queues
+behind it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from utilserve import Model
 from utilserve.pool.model import ErrorMapping
 
+from .log import record
+
 HOLD_LIMIT_S = 60.0
-
-
-def record(**event: Any) -> None:
-    path = os.environ.get("MODEL_LOG")
-    if path:
-        line = json.dumps({"pid": os.getpid(), "ppid": os.getppid(), **event}) + "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
 
 
 def wait_for(path: str) -> None:
