@@ -21,7 +21,7 @@ subsection written by hand inside it is kept) and raw numbers into
 bench/results/ (git-ignored).
 
 For investigating, not for the table: ``--batch-stats`` swaps the utilserve
-rows' app for bench/apps/pool_instrumented.py (the same model, recording its
+rows' app for bench/diagnostics/counting_app.py (the same model, recording its
 batch sizes and where each batch's cycle goes; LitServe and Ray count batch
 sizes too) and adds the mean batch size per measurement; ``--py-spy`` records
 the utilserve servers with py-spy during the first measurement at the
@@ -73,7 +73,7 @@ GUNICORN_GTHREAD = ("{python}", "-m", "gunicorn", "-k", "gthread", "-w", "1", "-
 GUNICORN_SHARED = ("{python}", "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "-w", "4", "--threads", "40",
                    "-b", "{host}:{port}", "--log-level", "warning", "{app}")
 US_APP = "examples.batched:app"
-US_APP_INSTRUMENTED = "bench.apps.pool_instrumented:app"
+US_APP_INSTRUMENTED = "bench.diagnostics.counting_app:app"
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ ROWS = [
         requires=("ray.serve",), start_timeout=180, stop_timeout=40),
 ]
 # Not in the default run: variants for investigating the utilserve rows (they always run the
-# instrumented app, bench/apps/pool_instrumented.py; see its docstring for the knobs).
+# instrumented app, bench/diagnostics/counting_app.py; see its docstring for the knobs).
 DIAGNOSTIC_ROWS = [
     Row("diag-flask-sync", "utilserve (diag)", "flask, gunicorn gthread (1 worker, 160 threads); thread pool; "
         "sync endpoint calling predict()", GUNICORN_GTHREAD,
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                         "reported (default 3)")
     parser.add_argument("--wrk-timeout", type=int, default=10, help="wrk --timeout per request, whole seconds")
     parser.add_argument("--batch-stats", action="store_true",
-                        help="count batch sizes (utilserve rows run bench/apps/pool_instrumented.py)")
+                        help="count batch sizes (utilserve rows run bench/diagnostics/counting_app.py)")
     parser.add_argument("--py-spy", action="store_true",
                         help="py-spy record the utilserve servers at the highest concurrency (bench/results/)")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")

@@ -17,7 +17,7 @@ import time
 
 import litserve as ls
 
-from bench.apps import pool_stats
+from bench.diagnostics import batch_log
 
 BATCH_COST_S = 0.010
 
@@ -31,7 +31,7 @@ class DoublerAPI(ls.LitAPI):
 
     def predict(self, xs):
         # Batched: ``xs`` is the list made by the default ``batch`` (no tensors, so a list).
-        pool_stats.record(len(xs))  # a counter; written to a file only under --batch-stats
+        batch_log.record(len(xs))  # a counter; written to a file only under --batch-stats
         time.sleep(BATCH_COST_S)
         return [x * 2 for x in xs]
 

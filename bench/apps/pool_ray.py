@@ -45,11 +45,9 @@ def build(max_ongoing_requests: int, async_sleep: bool = False):
     class Doubler:
         @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
         async def double(self, xs: list[float]) -> list[float]:
-            from bench.apps import (
-                pool_stats,  # in the replica; PYTHONPATH carries the repo root
-            )
+            from bench.diagnostics import batch_log  # in the replica; PYTHONPATH carries the repo root
 
-            pool_stats.record(len(xs))  # a counter; written to a file only under --batch-stats
+            batch_log.record(len(xs))  # a counter; written to a file only under --batch-stats
             if async_sleep:
                 await asyncio.sleep(BATCH_COST_S)  # diagnostic only: yields to the replica's loop
             else:

@@ -4,7 +4,7 @@ The same Service shape as ``examples.batched`` (``POST /double`` with
 ``{"x": 2}`` -> ``{"y": 4.0}``, backend from ``UTILSERVE_BACKEND``, pool
 from ``UTILSERVE_POOL``); the model is ``examples.batched.Doubler`` that also
 records each batch's size and a breakdown of its cycle (see
-bench/apps/pool_stats.py). Used to check which batch sizes actually form
+bench/diagnostics/batch_log.py). Used to check which batch sizes actually form
 under load, never for the headline numbers.
 
 Two knobs, for bench/pool.py's diagnostic rows only:
@@ -27,7 +27,7 @@ import time
 from examples.batched import Doubler
 from utilserve import API, Service, api
 
-from . import pool_stats
+from . import batch_log
 
 
 class CountingDoubler(Doubler):
@@ -45,14 +45,14 @@ class CountingDoubler(Doubler):
     def predict(self, batch):
         entered = time.perf_counter()
         if self._last_exit is not None and entered - self._last_exit < 0.05:  # longer: no load, not a cycle
-            pool_stats.record_time("between", entered - self._last_exit)
-        pool_stats.record(len(batch))
+            batch_log.record_time("between", entered - self._last_exit)
+        batch_log.record(len(batch))
         time.sleep(self.batch_cost_s)
         slept = time.perf_counter()
         outputs = [self.Output(y=item.x * 2) for item in batch]
         done = time.perf_counter()
-        pool_stats.record_time("sleep", slept - entered)
-        pool_stats.record_time("outputs", done - slept)
+        batch_log.record_time("sleep", slept - entered)
+        batch_log.record_time("outputs", done - slept)
         self._last_exit = done
         return outputs
 
