@@ -1,4 +1,4 @@
-"""Plain Flask answering ``POST /double`` at once, with no model: the web stack's own ceiling (bench/shared.py)."""
+"""Plain Flask answering ``POST /double`` at once, with no model: the web stack's own ceiling, for ``bench.shared``."""
 
 from flask import Flask, request
 

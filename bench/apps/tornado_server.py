@@ -1,33 +1,28 @@
-"""Serve a Tornado app on Tornado's own HTTPServer, one process: the same code for native and utilserve.
+"""Serve a ``tornado.web.Application`` on Tornado's own HTTPServer, one process, for both apps of the tornado row.
 
-``python -m bench.apps.tornado_server MODULE:ATTR --port PORT [--host HOST]``
+    python -m bench.apps.tornado_server MODULE:ATTR --host HOST --port PORT
 
-``ATTR`` is a ``tornado.web.Application``.  If the module also defines a
-utilserve ``service``, its startup hooks run before serving and its shutdown
-hooks after.  If ``ATTR`` is a utilserve ``Service`` (not an Application),
-the service's own ``run()`` serves it instead.
+A utilserve ``service`` in the module gets its startup and shutdown hooks run around serving.
 """
-
-from __future__ import annotations
 
 import argparse
 import asyncio
 import importlib
 import signal
-import sys
+
+import tornado.httpserver
 
 
-async def serve(app, host: str, port: int, service=None) -> None:
-    import tornado.httpserver
-
+async def serve(module_name: str, attribute: str, host: str, port: int) -> None:
+    module = importlib.import_module(module_name)
+    service = getattr(module, "service", None)
     if service is not None:
         await service.astartup()
-    server = tornado.httpserver.HTTPServer(app)
+    server = tornado.httpserver.HTTPServer(getattr(module, attribute))
     server.listen(port, host)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
     finally:
@@ -36,28 +31,11 @@ async def serve(app, host: str, port: int, service=None) -> None:
             await service.ashutdown()
 
 
-def main(argv: list[str] | None = None) -> None:
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("target", help="module:attribute")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
     module_name, _, attribute = args.target.partition(":")
-    module = importlib.import_module(module_name)
-    target = getattr(module, attribute or "app")
-
-    import tornado.web
-
-    from utilserve import Service
-
-    if isinstance(target, Service):
-        target.run(host=args.host, port=args.port)
-        return
-    if not isinstance(target, tornado.web.Application):
-        sys.exit(f"{args.target} is a {type(target).__name__}, not a tornado.web.Application or utilserve Service")
-    service = getattr(module, "service", None)
-    asyncio.run(serve(target, args.host, args.port, service if isinstance(service, Service) else None))
-
-
-if __name__ == "__main__":
-    main()
+    asyncio.run(serve(module_name, attribute, args.host, args.port))

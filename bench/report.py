@@ -1,0 +1,92 @@
+"""BENCHMARKS.md: each benchmark rewrites its own section, keeping the "### Notes" written by hand inside it.
+
+The rest of the file stays as it is.
+"""
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from tests.support.servers import ROOT
+
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+
+
+def machine(wrk: bool = True) -> str:
+    """The CPUs, kernel and Python the numbers were measured on, and wrk's version, in words."""
+    model = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    words = (f"{os.cpu_count()} CPUs ({model.group(1).strip() if model else 'unknown'}), "
+             f"Linux {platform.release()}, Python {platform.python_version()}")
+    if wrk:
+        version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
+        words += ", " + (version.splitlines() or ["?"])[0].split(" Copyright")[0].strip()
+    return words
+
+
+def loadavg() -> str:
+    """The 1-minute load average: how busy the machine was with other work."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def versions(names: Iterable[str]) -> dict[str, str]:
+    """Installed versions of the distributions ``names``; those not installed are left out."""
+    found = {}
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def source_state(paths: Sequence[str]) -> str:
+    """The commit measured, and whether ``paths`` (folders of the repository) had uncommitted changes."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    if not (head := git("rev-parse", "--short", "HEAD")):
+        return "not a git checkout"
+    dirty = git("status", "--porcelain", "--", *paths)
+    return f"git {head}" + (" + uncommitted changes under " + " or ".join(f"{p}/" for p in paths) if dirty else "")
+
+
+def command() -> str:
+    """The command line that is running, as typed: ``python -m bench.NAME ...``."""
+    return shlex.join(["python", *sys.orig_argv[1:]])
+
+
+def provenance(started: dt.datetime) -> list[str]:
+    """A section's opening lines: the command that made it, as a code block, and when it ran."""
+    return ["```", command(), "```", "", f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}"]
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table; a column whose name ends in ":" is right-aligned, as "---:" is in Markdown."""
+    lines = ["| " + " | ".join(column.removesuffix(":") for column in columns) + " |",
+             "|" + "|".join("---:" if column.endswith(":") else "---" for column in columns) + "|"]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def publish(title: str, lines: list[str], write: bool) -> None:
+    """Print section ``title`` (``lines`` after the title) with its notes; with ``write``, put it into BENCHMARKS.md."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    old = re.search(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    notes = re.search(r"^### Notes\n.*?(?=^### |\Z)", old.group(0) if old else "", re.MULTILINE | re.DOTALL)
+    section = "\n".join([title, "", *lines]).rstrip("\n") + "\n"
+    if notes:
+        section += "\n" + notes.group(0).rstrip("\n") + "\n"
+    print(section)
+    if not write:
+        return
+    if old is None:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        text = text[:old.start()] + section + ("\n" + text[old.end():] if text[old.end():] else "")
+    BENCHMARKS.write_text(text)
+    print(f"wrote {title!r} to {BENCHMARKS}")
