@@ -48,15 +48,35 @@ class Load:
         return max(0.0, self.machine_cpu_s / self.wall_s - self.server_cpu - self.wrk_cpu)
 
 
-def run(server: Server, path: str, connections: int, duration: int, timeout: int,
-        script: Path | None = None, cpus: str | None = None) -> Load:
+def run(
+    server: Server,
+    path: str,
+    connections: int,
+    duration: int,
+    timeout: int,
+    script: Path | None = None,
+    cpus: str | None = None,
+) -> Load:
     """``wrk --latency`` for ``duration`` whole seconds, on ``cpus`` only if given; RuntimeError if it failed."""
-    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
-            f"--timeout={timeout}s", *(["-s", str(script)] if script else []), server.url + path]
+    argv = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        f"--timeout={timeout}s",
+        *(["-s", str(script)] if script else []),
+        server.url + path,
+    ]
     server_cpu, machine_cpu = server.cpu_seconds(), _machine_cpu_seconds()
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    done = subprocess.run((["taskset", "-c", cpus] if cpus else []) + argv, capture_output=True, text=True,
-                          timeout=duration + timeout + 30, check=False)
+    done = subprocess.run(
+        (["taskset", "-c", cpus] if cpus else []) + argv,
+        capture_output=True,
+        text=True,
+        timeout=duration + timeout + 30,
+        check=False,
+    )
     wall, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or "Requests/sec:" not in done.stdout:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -71,11 +91,19 @@ def run(server: Server, path: str, connections: int, duration: int, timeout: int
         return float(number) * _MS[unit]
 
     errors = re.findall(r"(?:Non-2xx or 3xx responses:|connect|read|write|timeout) (\d+)", done.stdout)
-    return Load(connections=connections, rps=float(find(r"Requests/sec:\s+([\d.]+)")[0]), p50_ms=latency_ms(50),
-                p99_ms=latency_ms(99), requests=int(find(r"(\d+) requests in")[0]), errors=sum(map(int, errors)),
-                ended_at=time.time(), wall_s=wall, server_cpu_s=server.cpu_seconds() - server_cpu,
-                wrk_cpu_s=after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-                machine_cpu_s=_machine_cpu_seconds() - machine_cpu)
+    return Load(
+        connections=connections,
+        rps=float(find(r"Requests/sec:\s+([\d.]+)")[0]),
+        p50_ms=latency_ms(50),
+        p99_ms=latency_ms(99),
+        requests=int(find(r"(\d+) requests in")[0]),
+        errors=sum(map(int, errors)),
+        ended_at=time.time(),
+        wall_s=wall,
+        server_cpu_s=server.cpu_seconds() - server_cpu,
+        wrk_cpu_s=after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+        machine_cpu_s=_machine_cpu_seconds() - machine_cpu,
+    )
 
 
 def _machine_cpu_seconds() -> float:

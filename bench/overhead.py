@@ -30,8 +30,23 @@ TARGET_RATIO = 0.90
 WRK_TIMEOUT_S = 5
 US_APP = "bench.apps.us_hello:app"
 CPU = "server_us_per_request"  # the measure least sensitive to other work on the machine
-LIBRARIES = ["utilserve", "starlette", "fastapi", "Flask", "Werkzeug", "Django", "falcon", "sanic", "tornado",
-             "uvicorn", "gunicorn", "httptools", "uvloop", "pydantic", "pydantic_core"]
+LIBRARIES = [
+    "utilserve",
+    "starlette",
+    "fastapi",
+    "Flask",
+    "Werkzeug",
+    "Django",
+    "falcon",
+    "sanic",
+    "tornado",
+    "uvicorn",
+    "gunicorn",
+    "httptools",
+    "uvloop",
+    "pydantic",
+    "pydantic_core",
+]
 
 
 @dataclass(frozen=True)
@@ -42,14 +57,26 @@ class ServerKind:
 
 
 SERVERS = {
-    "uvicorn": ServerKind("uvicorn", "{python} -m uvicorn {app} --host 127.0.0.1 --port {port} --no-access-log "
-                          "--loop uvloop --http httptools --log-level warning", wsgi=False),
-    "gunicorn": ServerKind("gunicorn gthread", "{python} -m gunicorn -k gthread -w 1 --threads 8 -b 127.0.0.1:{port} "
-                           "--graceful-timeout 5 --log-level warning {app}", wsgi=True),
-    "sanic": ServerKind("sanic", "{python} -m sanic {app} --host 127.0.0.1 --port {port} --single-process "
-                        "--no-access-logs --no-motd", wsgi=False),
-    "tornado": ServerKind("tornado", "{python} -m bench.apps.tornado_server {app} --host 127.0.0.1 --port {port}",
-                          wsgi=False),
+    "uvicorn": ServerKind(
+        "uvicorn",
+        "{python} -m uvicorn {app} --host 127.0.0.1 --port {port} --no-access-log "
+        "--loop uvloop --http httptools --log-level warning",
+        wsgi=False,
+    ),
+    "gunicorn": ServerKind(
+        "gunicorn gthread",
+        "{python} -m gunicorn -k gthread -w 1 --threads 8 -b 127.0.0.1:{port} "
+        "--graceful-timeout 5 --log-level warning {app}",
+        wsgi=True,
+    ),
+    "sanic": ServerKind(
+        "sanic",
+        "{python} -m sanic {app} --host 127.0.0.1 --port {port} --single-process --no-access-logs --no-motd",
+        wsgi=False,
+    ),
+    "tornado": ServerKind(
+        "tornado", "{python} -m bench.apps.tornado_server {app} --host 127.0.0.1 --port {port}", wsgi=False
+    ),
 }
 
 
@@ -97,10 +124,16 @@ class Row:
         if not (self.native and self.utilserve):
             return ["-", "-", "-", "failed: see below", "", "", "", ""]
         paired = statistics.median(u.rps / n.rps for n, u in zip(self.native, self.utilserve, strict=False))
-        return [f"{self.median('native', 'rps'):,.0f}", f"{self.median('utilserve', 'rps'):,.0f}",
-                f"**{self.ratio:.2f}**" + ("" if self.ratio >= TARGET_RATIO else " ⚠"), self.both("p50_ms", ".2f"),
-                self.both("p99_ms", ".2f"), f"{paired:.2f}", self.both(CPU, ".0f"),
-                f"{self.median('native', CPU) / self.median('utilserve', CPU):.2f}"]
+        return [
+            f"{self.median('native', 'rps'):,.0f}",
+            f"{self.median('utilserve', 'rps'):,.0f}",
+            f"**{self.ratio:.2f}**" + ("" if self.ratio >= TARGET_RATIO else " ⚠"),
+            self.both("p50_ms", ".2f"),
+            self.both("p99_ms", ".2f"),
+            f"{paired:.2f}",
+            self.both(CPU, ".0f"),
+            f"{self.median('native', CPU) / self.median('utilserve', CPU):.2f}",
+        ]
 
 
 def answers_hello(port: int) -> bool:
@@ -124,8 +157,7 @@ def measure(variant: Variant, args: argparse.Namespace) -> Row:
                 server.start(60, probe=functools.partial(answers_hello, port))
                 if args.warmup:
                     loadgen.run(server, "/hello", args.connections, args.warmup, WRK_TIMEOUT_S, cpus=args.wrk_cpus)
-                load = loadgen.run(server, "/hello", args.connections, args.duration, WRK_TIMEOUT_S,
-                                   cpus=args.wrk_cpus)
+                load = loadgen.run(server, "/hello", args.connections, args.duration, WRK_TIMEOUT_S, cpus=args.wrk_cpus)
             except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
                 row.error = f"{side}: {str(error).strip()}"
                 print(f"  {variant.label} {side}: FAILED\n{error}", file=sys.stderr, flush=True)
@@ -133,23 +165,28 @@ def measure(variant: Variant, args: argparse.Namespace) -> Row:
             finally:
                 server.stop(10)
             getattr(row, side).append(load)
-            print(f"  {variant.label:12} run {run + 1}/{args.runs} {side:9} {load.rps:10.0f} req/s  "
-                  f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms  server CPU {load.server_us_per_request:.0f} "
-                  "us/req", flush=True)
+            print(
+                f"  {variant.label:12} run {run + 1}/{args.runs} {side:9} {load.rps:10.0f} req/s  "
+                f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms  server CPU {load.server_us_per_request:.0f} "
+                "us/req",
+                flush=True,
+            )
             if load.errors:
                 row.error = f"{side}: wrk saw {load.errors} non-2xx/socket errors"
     return row
 
 
-def render(rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime,
-           load: tuple[str, str]) -> list[str]:
+def render(
+    rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
+) -> list[str]:
     below = [row.variant.label for row in rows if row.native and row.utilserve and row.ratio < TARGET_RATIO]
     lines = [
         "utilserve hello-world (`bench/apps/us_hello.py`) against the same framework's native hello-world "
         '(`bench/apps/native_*.py`), both answering `GET /hello` with `{"message": "hello world"}`, under the '
         "same server, process count and flags, one server at a time, a fresh process per run, alternating which "
         f"app goes first. Load: `wrk -t2 -c{args.connections} -d{args.duration}s --latency --timeout "
-        f"{WRK_TIMEOUT_S}s`" + (f" after a {args.warmup} s warm-up load; " if args.warmup else " (no warm-up); ")
+        f"{WRK_TIMEOUT_S}s`"
+        + (f" after a {args.warmup} s warm-up load; " if args.warmup else " (no warm-up); ")
         + f"medians of {args.runs} runs. Endpoints are `async def` on async servers and `def` on WSGI ones, "
         "in both apps.",
         "",
@@ -160,17 +197,33 @@ def render(rows: list[Row], skipped: list[str], args: argparse.Namespace, starte
         f"- 1-minute load average at start / end: {load[0]} / {load[1]} (other work on the machine adds noise; "
         "the order alternates and medians are taken to even it out)",
         "- One server process (WSGI: one gunicorn gthread worker with 8 threads) so that a core is left to wrk"
-        + (f"; server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
-           if args.server_cpus else "; no CPU pinning."),
+        + (
+            f"; server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
+            if args.server_cpus
+            else "; no CPU pinning."
+        ),
         "- Servers, the same argv for both apps of a row (`{app}` is the row's native app, listed with the "
         "per-run numbers below, or `bench.apps.us_hello:app`):",
-        *(f"  - {SERVERS[key].name}: `{SERVERS[key].argv.replace('{python}', 'python')}`"
-          for key in dict.fromkeys(row.variant.server for row in rows)),
+        *(
+            f"  - {SERVERS[key].name}: `{SERVERS[key].argv.replace('{python}', 'python')}`"
+            for key in dict.fromkeys(row.variant.server for row in rows)
+        ),
         "",
-        *report.table(["backend", "server", "native req/s:", "utilserve req/s:", "ratio:",
-                       "p50 native / utilserve (ms)", "p99 native / utilserve (ms)", "paired ratio:",
-                       "server CPU µs/req native / utilserve", "CPU ratio:"],
-                      [[row.variant.label, SERVERS[row.variant.server].name, *row.cells()] for row in rows]),
+        *report.table(
+            [
+                "backend",
+                "server",
+                "native req/s:",
+                "utilserve req/s:",
+                "ratio:",
+                "p50 native / utilserve (ms)",
+                "p99 native / utilserve (ms)",
+                "paired ratio:",
+                "server CPU µs/req native / utilserve",
+                "CPU ratio:",
+            ],
+            [[row.variant.label, SERVERS[row.variant.server].name, *row.cells()] for row in rows],
+        ),
         "",
         f"Target: ratio utilserve/native ≥ {TARGET_RATIO:.2f}."
         + (f" Below target: {', '.join(below)} (⚠)." if below else " All measured rows meet it."),
@@ -188,26 +241,36 @@ def render(rows: list[Row], skipped: list[str], args: argparse.Namespace, starte
     for row in rows:
         pairs = "; ".join(f"{n.rps:,.0f} → {u.rps:,.0f}" for n, u in zip(row.native, row.utilserve, strict=False))
         endpoints = "def" if SERVERS[row.variant.server].wsgi else "async def"
-        lines.append(f"- {row.variant.label} (native `{row.variant.native}`, `{endpoints}` endpoints): "
-                     + (pairs or "no complete run"))
+        lines.append(
+            f"- {row.variant.label} (native `{row.variant.native}`, `{endpoints}` endpoints): "
+            + (pairs or "no complete run")
+        )
     if problems := [f"- {row.variant.label}: {row.error.splitlines()[0]}" for row in rows if row.error]:
         lines += ["", "Problems:", "", *problems]
     if skipped:
-        lines += ["", "Not measured (no adapter module `utilserve/backends/<name>.py` yet, or framework not "
-                  f"installed): {', '.join(skipped)}."]
+        lines += [
+            "",
+            "Not measured (no adapter module `utilserve/backends/<name>.py` yet, or framework not "
+            f"installed): {', '.join(skipped)}.",
+        ]
     return lines
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.overhead", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backends", type=lambda text: text.lower().split(","), default=BACKENDS)
     parser.add_argument("--duration", type=int, default=5, help="whole seconds of load per wrk run")
     parser.add_argument("--runs", type=int, default=3, help="runs per app, alternating order")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c")
     parser.add_argument("--warmup", type=int, default=1, help="whole seconds of unmeasured load before each run")
-    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
-                        help="the server on the first CPU, wrk on the others (with 2+ CPUs and taskset)")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the server on the first CPU, wrk on the others (with 2+ CPUs and taskset)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     args = parser.parse_args()
     if unknown := sorted(set(args.backends) - set(BACKENDS)):

@@ -37,14 +37,31 @@ WARMUP_S = 2
 WRK_TIMEOUT_S = 10
 MODEL_APP = "examples.batched:app"
 SOURCES = ["utilserve", "examples"]
-LIBRARIES = ["utilserve", "litserve", "ray", "uvicorn", "gunicorn", "starlette", "Flask", "fastapi", "uvloop",
-             "httptools", "pydantic"]
-UVICORN = ("{python} -m uvicorn {app} --host 127.0.0.1 --port {port} --no-access-log --loop uvloop --http httptools "
-           "--log-level warning")
-GUNICORN_GTHREAD = ("{python} -m gunicorn -k gthread -w 1 --threads 160 -b 127.0.0.1:{port} --graceful-timeout 5 "
-                    "--log-level warning {app}")
-GUNICORN_SHARED = ("{python} -m gunicorn -c {root}/deploy/gunicorn.conf.py -w 4 --threads 40 -b 127.0.0.1:{port} "
-                   "--log-level warning {app}")
+LIBRARIES = [
+    "utilserve",
+    "litserve",
+    "ray",
+    "uvicorn",
+    "gunicorn",
+    "starlette",
+    "Flask",
+    "fastapi",
+    "uvloop",
+    "httptools",
+    "pydantic",
+]
+UVICORN = (
+    "{python} -m uvicorn {app} --host 127.0.0.1 --port {port} --no-access-log --loop uvloop --http httptools "
+    "--log-level warning"
+)
+GUNICORN_GTHREAD = (
+    "{python} -m gunicorn -k gthread -w 1 --threads 160 -b 127.0.0.1:{port} --graceful-timeout 5 "
+    "--log-level warning {app}"
+)
+GUNICORN_SHARED = (
+    "{python} -m gunicorn -c {root}/deploy/gunicorn.conf.py -w 4 --threads 40 -b 127.0.0.1:{port} "
+    "--log-level warning {app}"
+)
 
 
 @dataclass(frozen=True)
@@ -68,23 +85,65 @@ class Row:
 
 
 ROWS = [
-    Row("utilserve-starlette", "utilserve", "starlette, uvicorn (1 process, uvloop, httptools); thread pool", UVICORN,
-        "UTILSERVE_BACKEND=starlette UTILSERVE_POOL=thread", ("starlette", "uvicorn"), utilserve=True),
-    Row("utilserve-flask", "utilserve", "flask, gunicorn gthread (1 worker, 160 threads); thread pool",
-        GUNICORN_GTHREAD, "UTILSERVE_BACKEND=flask UTILSERVE_POOL=thread", ("flask", "gunicorn"), utilserve=True),
-    Row("utilserve-flask-process", "utilserve", "flask, gunicorn gthread (4 workers x 40 threads, "
-        "deploy/gunicorn.conf.py); one shared process pool", GUNICORN_SHARED,
-        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=process", ("flask", "gunicorn"), utilserve=True, start_timeout=90),
-    Row("utilserve-starlette-ray", "utilserve", "starlette, uvicorn (1 process, uvloop, httptools); Ray pool "
-        "(1 replica, local Ray started by the server)", UVICORN,
+    Row(
+        "utilserve-starlette",
+        "utilserve",
+        "starlette, uvicorn (1 process, uvloop, httptools); thread pool",
+        UVICORN,
+        "UTILSERVE_BACKEND=starlette UTILSERVE_POOL=thread",
+        ("starlette", "uvicorn"),
+        utilserve=True,
+    ),
+    Row(
+        "utilserve-flask",
+        "utilserve",
+        "flask, gunicorn gthread (1 worker, 160 threads); thread pool",
+        GUNICORN_GTHREAD,
+        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=thread",
+        ("flask", "gunicorn"),
+        utilserve=True,
+    ),
+    Row(
+        "utilserve-flask-process",
+        "utilserve",
+        "flask, gunicorn gthread (4 workers x 40 threads, deploy/gunicorn.conf.py); one shared process pool",
+        GUNICORN_SHARED,
+        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=process",
+        ("flask", "gunicorn"),
+        utilserve=True,
+        start_timeout=90,
+    ),
+    Row(
+        "utilserve-starlette-ray",
+        "utilserve",
+        "starlette, uvicorn (1 process, uvloop, httptools); Ray pool (1 replica, local Ray started by the server)",
+        UVICORN,
         "UTILSERVE_BACKEND=starlette UTILSERVE_POOL=ray RAY_USAGE_STATS_ENABLED=0",
-        ("starlette", "uvicorn", "ray"), utilserve=True, start_timeout=180, stop_timeout=40),
-    Row("litserve", "LitServe", "1 API server process + 1 inference worker (cpu); max_batch_size=32, "
-        "batch_timeout=0.005", "{python} -m bench.apps.pool_litserve --port {port}", "LITSERVE_DISABLE_TELEMETRY=1",
-        ("litserve",), start_timeout=90),
-    Row("ray", "Ray Serve", "HTTP proxy + 1 replica; @serve.batch(32, 0.005 s), max_ongoing_requests=128; "
-        "time.sleep in the async batch method", "{python} -m bench.apps.pool_ray --port {port}",
-        "RAY_USAGE_STATS_ENABLED=0", ("ray",), start_timeout=180, stop_timeout=40),
+        ("starlette", "uvicorn", "ray"),
+        utilserve=True,
+        start_timeout=180,
+        stop_timeout=40,
+    ),
+    Row(
+        "litserve",
+        "LitServe",
+        "1 API server process + 1 inference worker (cpu); max_batch_size=32, batch_timeout=0.005",
+        "{python} -m bench.apps.pool_litserve --port {port}",
+        "LITSERVE_DISABLE_TELEMETRY=1",
+        ("litserve",),
+        start_timeout=90,
+    ),
+    Row(
+        "ray",
+        "Ray Serve",
+        "HTTP proxy + 1 replica; @serve.batch(32, 0.005 s), max_ongoing_requests=128; "
+        "time.sleep in the async batch method",
+        "{python} -m bench.apps.pool_ray --port {port}",
+        "RAY_USAGE_STATS_ENABLED=0",
+        ("ray",),
+        start_timeout=180,
+        stop_timeout=40,
+    ),
 ]
 
 
@@ -124,9 +183,12 @@ def measure(row: Row, concurrency: Sequence[int], duration: int, runs: int) -> R
             loadgen.run(server, "/double", n, WARMUP_S, WRK_TIMEOUT_S, script)
             loads = [loadgen.run(server, "/double", n, duration, WRK_TIMEOUT_S, script) for _ in range(runs)]
             for load in loads:
-                print(f"  c={n:<4} {load.rps:8.0f} req/s  ratio {ratio(load):.2f}  p50 {load.p50_ms:6.2f} ms  "
-                      f"p99 {load.p99_ms:7.2f} ms  CPU server {load.server_cpu:.2f} wrk {load.wrk_cpu:.2f} "
-                      f"other {load.other_cpu:.2f}" + (f"  {load.errors} ERRORS" if load.errors else ""), flush=True)
+                print(
+                    f"  c={n:<4} {load.rps:8.0f} req/s  ratio {ratio(load):.2f}  p50 {load.p50_ms:6.2f} ms  "
+                    f"p99 {load.p99_ms:7.2f} ms  CPU server {load.server_cpu:.2f} wrk {load.wrk_cpu:.2f} "
+                    f"other {load.other_cpu:.2f}" + (f"  {load.errors} ERRORS" if load.errors else ""),
+                    flush=True,
+                )
                 if load.errors:
                     result.error = f"c={n}: wrk saw {load.errors} non-2xx/socket errors"
             result.runs[n] = [load.rps for load in loads]
@@ -147,8 +209,14 @@ LOAD_COLUMNS = ["N:", "req/s:", "p50 ms:", "p99 ms:", "ratio to 3,200/s:", "CPU 
 
 
 def load_cells(load: Load) -> list[str]:
-    return [str(load.connections), f"{load.rps:,.0f}", f"{load.p50_ms:.2f}", f"{load.p99_ms:.2f}",
-            f"**{ratio(load):.2f}**", f"{load.server_cpu:.2f} / {load.wrk_cpu:.2f} / {load.other_cpu:.2f}"]
+    return [
+        str(load.connections),
+        f"{load.rps:,.0f}",
+        f"{load.p50_ms:.2f}",
+        f"{load.p99_ms:.2f}",
+        f"**{ratio(load):.2f}**",
+        f"{load.server_cpu:.2f} / {load.wrk_cpu:.2f} / {load.other_cpu:.2f}",
+    ]
 
 
 def targets(results: list[Result]) -> list[str]:
@@ -157,30 +225,41 @@ def targets(results: list[Result]) -> list[str]:
     for result in (r for r in results if r.row.utilserve):
         by_n, where = {load.connections: load for load in result.loads}, result.row.stack.split(";")[0]
         if load := by_n.get(TARGET_CONCURRENCY):
-            lines.append(f"- utilserve ({where}) at c={TARGET_CONCURRENCY}: {ratio(load):.2f} of the limit, target ≥ "
-                         f"{TARGET_RATIO:.2f}: " + ("met." if ratio(load) >= TARGET_RATIO else "**missed**."))
+            lines.append(
+                f"- utilserve ({where}) at c={TARGET_CONCURRENCY}: {ratio(load):.2f} of the limit, target ≥ "
+                f"{TARGET_RATIO:.2f}: " + ("met." if ratio(load) >= TARGET_RATIO else "**missed**.")
+            )
         if load := by_n.get(1):
-            lines.append(f"- utilserve ({where}) at c=1: p50 {load.p50_ms:.2f} ms, target ≤ {TARGET_P50_MS:.0f} ms: "
-                         + ("met." if load.p50_ms <= TARGET_P50_MS else "**missed**."))
+            lines.append(
+                f"- utilserve ({where}) at c=1: p50 {load.p50_ms:.2f} ms, target ≤ {TARGET_P50_MS:.0f} ms: "
+                + ("met." if load.p50_ms <= TARGET_P50_MS else "**missed**.")
+            )
     return lines or [f"- (c=1 and c={TARGET_CONCURRENCY} were not both measured for a utilserve row)"]
 
 
-def render(results: list[Result], skipped: list[str], args: argparse.Namespace, started: dt.datetime,
-           load: tuple[str, str]) -> list[str]:
+def render(
+    results: list[Result], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
+) -> list[str]:
     found = report.versions(LIBRARIES)
     rows = []
     for result in results:
         cells = [load_cells(load) for load in result.loads] or [["-", "failed: see Problems", "", "", "", ""]]
-        rows += [[*([result.row.label, result.row.stack] if index == 0 else ["", ""]), *cell]
-                 for index, cell in enumerate(cells)]
+        rows += [
+            [*([result.row.label, result.row.stack] if index == 0 else ["", ""]), *cell]
+            for index, cell in enumerate(cells)
+        ]
     lines = [
         "The toy model of `examples/batched.py` (`Doubler`: each batch of up to 32 items costs 10 ms of "
         "`time.sleep`, whatever its size; so at most **3,200 items/s**) served over HTTP at `POST /double` "
         '(`{"x": 2}` → `{"y": 4.0}`) by each stack in turn, one server alive at a time. Load: '
         f"`wrk -t2 -c<N> -d{args.duration}s --latency -s bench/wrk/post_double.lua` (closed loop: N connections, "
         f"each sending its next request as soon as the last is answered; `-t1` at N=1) after a {WARMUP_S} s "
-        "warm-up at the same N" + (f"; {args.runs} measurements back to back per cell, the median one (by req/s) "
-                                   "shown" if args.runs > 1 else "; one measurement per cell")
+        "warm-up at the same N"
+        + (
+            f"; {args.runs} measurements back to back per cell, the median one (by req/s) shown"
+            if args.runs > 1
+            else "; one measurement per cell"
+        )
         + ". One item per request, so req/s = items/s; ratio = req/s ÷ 3,200.",
         "",
         *report.provenance(started),
@@ -202,12 +281,23 @@ def render(results: list[Result], skipped: list[str], args: argparse.Namespace, 
         "Startup (launch to first successful POST): "
         + ", ".join(f"{r.row.name} {r.startup_s:.1f} s" for r in results if r.startup_s)
         + ". Every server was stopped after its row (SIGTERM, then SIGKILL to anything left in its session); "
-        + ("processes left over: " + "; ".join(f"{r.row.name}: {r.survivors}" for r in results if r.survivors)
-           if any(r.survivors for r in results) else "none was left over."),
+        + (
+            "processes left over: " + "; ".join(f"{r.row.name}: {r.survivors}" for r in results if r.survivors)
+            if any(r.survivors for r in results)
+            else "none was left over."
+        ),
     ]
     if args.runs > 1:
-        lines += ["", "Per-run req/s:", "", *(f"- {result.row.name} c={n}: " + ", ".join(f"{rps:,.0f}" for rps in rates)
-                                             for result in results for n, rates in result.runs.items())]
+        lines += [
+            "",
+            "Per-run req/s:",
+            "",
+            *(
+                f"- {result.row.name} c={n}: " + ", ".join(f"{rps:,.0f}" for rps in rates)
+                for result in results
+                for n, rates in result.runs.items()
+            ),
+        ]
     if problems := [f"- {r.row.name}: {r.error.splitlines()[0]}" for r in results if r.error]:
         lines += ["", "Problems:", "", *problems]
     return lines + (["", "Not measured: " + "; ".join(skipped) + "."] if skipped else [])
@@ -216,16 +306,25 @@ def render(results: list[Result], skipped: list[str], args: argparse.Namespace, 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     """The options of the load, which ``bench.shared`` takes too."""
     parser.add_argument("--duration", type=int, default=8, help="whole seconds of measured load per cell")
-    parser.add_argument("--concurrency", type=lambda text: [int(n) for n in text.split(",")], default=[1, 32, 128],
-                        help="comma-separated wrk -c values (default 1,32,128)")
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 32, 128],
+        help="comma-separated wrk -c values (default 1,32,128)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="measurements per cell; the median is shown")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.pool", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=lambda text: text.split(","), default=[row.name for row in ROWS],
-                        help="comma-separated, from " + ",".join(row.name for row in ROWS))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pool", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rows",
+        type=lambda text: text.split(","),
+        default=[row.name for row in ROWS],
+        help="comma-separated, from " + ",".join(row.name for row in ROWS),
+    )
     add_load_options(parser)
     parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     args = parser.parse_args()

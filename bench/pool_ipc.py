@@ -71,23 +71,39 @@ def small(rounds: int) -> list[tuple[str, float, float]]:
         pool = process_pool(handle)
         workers = pool._supervisor().workers
         pool.submit(item, TIMEOUT_S).result()  # opens the shared connection that ``sync`` pings
-        rows += [("transport: ping, web process <-> model worker",
-                  *quantiles(lambda: workers.sync(handle.name, TIMEOUT_S), rounds)),
-                 ("pool: tiny item to the model worker and back, blocking caller",
-                  *quantiles(lambda: pool.call(item, TIMEOUT_S), rounds)),
-                 ("pool: the same through a future (a reader thread resolves it)",
-                  *quantiles(lambda: pool.submit(item, TIMEOUT_S).result(), rounds))]
+        rows += [
+            (
+                "transport: ping, web process <-> model worker",
+                *quantiles(lambda: workers.sync(handle.name, TIMEOUT_S), rounds),
+            ),
+            (
+                "pool: tiny item to the model worker and back, blocking caller",
+                *quantiles(lambda: pool.call(item, TIMEOUT_S), rounds),
+            ),
+            (
+                "pool: the same through a future (a reader thread resolves it)",
+                *quantiles(lambda: pool.submit(item, TIMEOUT_S).result(), rounds),
+            ),
+        ]
     os.environ[SPIN_ENV] = "0"  # for the model worker started next, and for this process as its caller
     try:
         with ModelHandle(Echo, name="ipc-bench-no-spin", pool="process") as handle:
             pool = process_pool(handle)
-            rows.append((f"pool: blocking caller, {SPIN_ENV}=0 (no polling before sleeping)",
-                         *quantiles(lambda: pool.call(item, TIMEOUT_S), rounds)))
+            rows.append(
+                (
+                    f"pool: blocking caller, {SPIN_ENV}=0 (no polling before sleeping)",
+                    *quantiles(lambda: pool.call(item, TIMEOUT_S), rounds),
+                )
+            )
     finally:
         del os.environ[SPIN_ENV]
     with ModelHandle(Echo, name="ipc-bench-thread", pool="thread") as handle:
-        rows.append(("thread pool: same model in process, blocking caller",
-                     *quantiles(lambda: handle._pool.call(item, TIMEOUT_S), rounds)))  # type: ignore[union-attr]
+        rows.append(
+            (
+                "thread pool: same model in process, blocking caller",
+                *quantiles(lambda: handle._pool.call(item, TIMEOUT_S), rounds),
+            )
+        )  # type: ignore[union-attr]
     return rows
 
 
@@ -113,19 +129,22 @@ def large(rounds: int) -> list[tuple[int, float, float]]:
 
 def markdown(small_rows: list[tuple[str, float, float]], large_rows: list[tuple[int, float, float]]) -> list[str]:
     return [
-        *report.table(["round trip", "p50 µs:", "p99 µs:"],
-                      [(name, f"{p50:.0f}", f"{p99:.0f}") for name, p50, p99 in small_rows]),
+        *report.table(
+            ["round trip", "p50 µs:", "p99 µs:"], [(name, f"{p50:.0f}", f"{p99:.0f}") for name, p50, p99 in small_rows]
+        ),
         "",
-        *report.table(["input size", "out of band, ms:", "in the pickle stream, ms:", "gain:"],
-                      [(f"{mib} MiB", f"{oob:.2f}", f"{inband:.2f}", f"{inband / oob:.2f}x")
-                       for mib, oob, inband in large_rows]),
+        *report.table(
+            ["input size", "out of band, ms:", "in the pickle stream, ms:", "gain:"],
+            [(f"{mib} MiB", f"{oob:.2f}", f"{inband:.2f}", f"{inband / oob:.2f}x") for mib, oob, inband in large_rows],
+        ),
         "",
     ]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m bench.pool_ipc", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pool_ipc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=5000, help="round trips per tiny-item row")
     parser.add_argument("--large-rounds", type=int, default=20, help="round trips per large-input size")
     args = parser.parse_args()

@@ -23,8 +23,10 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 def machine(wrk: bool = True) -> str:
     """The CPUs, kernel and Python the numbers were measured on, and wrk's version, in words."""
     model = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-    words = (f"{os.cpu_count()} CPUs ({model.group(1).strip() if model else 'unknown'}), "
-             f"Linux {platform.release()}, Python {platform.python_version()}")
+    words = (
+        f"{os.cpu_count()} CPUs ({model.group(1).strip() if model else 'unknown'}), "
+        f"Linux {platform.release()}, Python {platform.python_version()}"
+    )
     if wrk:
         version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
         words += ", " + (version.splitlines() or ["?"])[0].split(" Copyright")[0].strip()
@@ -47,6 +49,7 @@ def versions(names: Iterable[str]) -> dict[str, str]:
 
 def source_state(paths: Sequence[str]) -> str:
     """The commit measured, and whether ``paths`` (folders of the repository) had uncommitted changes."""
+
     def git(*argv: str) -> str:
         return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
@@ -68,8 +71,10 @@ def provenance(started: dt.datetime) -> list[str]:
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     """A Markdown table; a column whose name ends in ":" is right-aligned, as "---:" is in Markdown."""
-    lines = ["| " + " | ".join(column.removesuffix(":") for column in columns) + " |",
-             "|" + "|".join("---:" if column.endswith(":") else "---" for column in columns) + "|"]
+    lines = [
+        "| " + " | ".join(column.removesuffix(":") for column in columns) + " |",
+        "|" + "|".join("---:" if column.endswith(":") else "---" for column in columns) + "|",
+    ]
     return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
 
 
@@ -87,6 +92,6 @@ def publish(title: str, lines: list[str], write: bool) -> None:
     if old is None:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        text = text[:old.start()] + section + ("\n" + text[old.end():] if text[old.end():] else "")
+        text = text[: old.start()] + section + ("\n" + text[old.end() :] if text[old.end() :] else "")
     BENCHMARKS.write_text(text)
     print(f"wrote {title!r} to {BENCHMARKS}")

@@ -22,15 +22,43 @@ PARTS = ("ipc", "throughput", "memory")
 IPC_ROUNDS, IPC_LARGE_ROUNDS = 5000, 20
 IPC_TARGET_US = 100.0
 ROWS = [
-    Row("shared-process", "utilserve", "flask: one process pool shared by the 4 workers", GUNICORN_SHARED,
-        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=process", ("flask", "gunicorn"), utilserve=True, start_timeout=90),
-    Row("shared-thread", "utilserve", "flask: a thread pool in each of the 4 workers (4 models)", GUNICORN_SHARED,
-        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=thread", ("flask", "gunicorn"), start_timeout=90),
-    Row("shared-ceiling", "plain Flask", "no model: answers at once (the web stack's ceiling)", GUNICORN_SHARED,
-        "", ("flask", "gunicorn"), app="bench.apps.pool_native_flask:app"),
-    Row("shared-process-asgi", "utilserve", "starlette, uvicorn workers: one process pool shared by the 4 workers",
-        GUNICORN_SHARED, "UTILSERVE_BACKEND=starlette UTILSERVE_WORKER_CLASS=uvicorn_worker.UvicornWorker "
-        "UTILSERVE_POOL=process", ("starlette", "gunicorn", "uvicorn_worker"), start_timeout=90),
+    Row(
+        "shared-process",
+        "utilserve",
+        "flask: one process pool shared by the 4 workers",
+        GUNICORN_SHARED,
+        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=process",
+        ("flask", "gunicorn"),
+        utilserve=True,
+        start_timeout=90,
+    ),
+    Row(
+        "shared-thread",
+        "utilserve",
+        "flask: a thread pool in each of the 4 workers (4 models)",
+        GUNICORN_SHARED,
+        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=thread",
+        ("flask", "gunicorn"),
+        start_timeout=90,
+    ),
+    Row(
+        "shared-ceiling",
+        "plain Flask",
+        "no model: answers at once (the web stack's ceiling)",
+        GUNICORN_SHARED,
+        "",
+        ("flask", "gunicorn"),
+        app="bench.apps.pool_native_flask:app",
+    ),
+    Row(
+        "shared-process-asgi",
+        "utilserve",
+        "starlette, uvicorn workers: one process pool shared by the 4 workers",
+        GUNICORN_SHARED,
+        "UTILSERVE_BACKEND=starlette UTILSERVE_WORKER_CLASS=uvicorn_worker.UvicornWorker UTILSERVE_POOL=process",
+        ("starlette", "gunicorn", "uvicorn_worker"),
+        start_timeout=90,
+    ),
 ]
 
 
@@ -61,8 +89,7 @@ def throughput_part(args: argparse.Namespace) -> list[str]:
         if result.error or result.survivors:
             rows.append([serving, "-", f"failed: {result.error or result.survivors}", "", "", "", ""])
         rows += [[serving if index == 0 else "", *pool.load_cells(load)] for index, load in enumerate(result.loads)]
-        at_target[row.name] = next((load for load in result.loads if load.connections == pool.TARGET_CONCURRENCY),
-                                   None)
+        at_target[row.name] = next((load for load in result.loads if load.connections == pool.TARGET_CONCURRENCY), None)
     return [
         "### (b) Throughput under gunicorn -w 4",
         "",
@@ -82,16 +109,23 @@ def verdicts(at_target: dict[str, Load | None]) -> list[str]:
     shared, per_worker, ceiling, asgi = (at_target.get(row.name) for row in ROWS)
     if shared is None:
         return [f"Target: not measured at c={pool.TARGET_CONCURRENCY}."]
-    lines = [f"- Target: process pool ({stack}) at c={pool.TARGET_CONCURRENCY} at least {pool.TARGET_RATIO:.2f} of "
-             f"3,200/s: {pool.ratio(load):.2f}, " + ("met." if pool.ratio(load) >= pool.TARGET_RATIO else "**missed**.")
-             for stack, load in (("flask", shared), ("starlette in uvicorn workers", asgi)) if load is not None]
+    lines = [
+        f"- Target: process pool ({stack}) at c={pool.TARGET_CONCURRENCY} at least {pool.TARGET_RATIO:.2f} of "
+        f"3,200/s: {pool.ratio(load):.2f}, " + ("met." if pool.ratio(load) >= pool.TARGET_RATIO else "**missed**.")
+        for stack, load in (("flask", shared), ("starlette in uvicorn workers", asgi))
+        if load is not None
+    ]
     if per_worker is not None:
-        lines.append(f"- Process pool vs a thread pool per worker at c={pool.TARGET_CONCURRENCY}: "
-                     f"{shared.rps / per_worker.rps:.2f}x the req/s.")
+        lines.append(
+            f"- Process pool vs a thread pool per worker at c={pool.TARGET_CONCURRENCY}: "
+            f"{shared.rps / per_worker.rps:.2f}x the req/s."
+        )
     if ceiling is not None:
-        lines.append(f"- Ceiling: with no model at all this server answers {ceiling.rps:,.0f} req/s ("
-                     f"{pool.ratio(ceiling):.2f} of 3,200/s); the process pool reaches {shared.rps / ceiling.rps:.2f} "
-                     "of it.")
+        lines.append(
+            f"- Ceiling: with no model at all this server answers {ceiling.rps:,.0f} req/s ("
+            f"{pool.ratio(ceiling):.2f} of 3,200/s); the process pool reaches {shared.rps / ceiling.rps:.2f} "
+            "of it."
+        )
     return lines
 
 
@@ -107,10 +141,15 @@ def memory_part() -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.shared", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", type=lambda text: text.split(","), default=list(PARTS),
-                        help="comma-separated, from " + ",".join(PARTS))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.shared", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--parts",
+        type=lambda text: text.split(","),
+        default=list(PARTS),
+        help="comma-separated, from " + ",".join(PARTS),
+    )
     pool.add_load_options(parser)
     parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     args = parser.parse_args()

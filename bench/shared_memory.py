@@ -39,9 +39,12 @@ class Config:
 
 
 BASELINE = Config("baseline: thread pool, empty model", "thread", False)
-CONFIGS = [Config("process pool: one model shared by the web workers", "process", True),
-           Config("thread pool: one model in each web worker", "thread", True), BASELINE,
-           Config("process pool, empty model", "process", False)]
+CONFIGS = [
+    Config("process pool: one model shared by the web workers", "process", True),
+    Config("thread pool: one model in each web worker", "thread", True),
+    BASELINE,
+    Config("process pool, empty model", "process", False),
+]
 
 
 class Process(NamedTuple):
@@ -61,13 +64,17 @@ class Row:
 
     def mib(self, measure: str) -> float | None:
         """The server's total: RSS, PSS or distinct."""
-        kib = {"RSS": sum(p.rss_kib for p in self.processes.values()),
-               "PSS": sum(p.pss_kib for p in self.processes.values()), "distinct": self.distinct_kib}[measure]
+        kib = {
+            "RSS": sum(p.rss_kib for p in self.processes.values()),
+            "PSS": sum(p.pss_kib for p in self.processes.values()),
+            "distinct": self.distinct_kib,
+        }[measure]
         return None if kib is None else kib / 1024
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
     """VmRSS from /proc/PID/status and Pss from /proc/PID/smaps_rollup."""
+
     def field(path: str, name: str) -> int:
         return next(int(line.split()[1]) for line in Path(path).read_text().splitlines() if line.startswith(name))
 
@@ -115,8 +122,20 @@ def measure_one(config: Config) -> Row:
     """Start the server of ``config``, load every model, sum its processes' memory, stop it."""
     print(config.label, file=sys.stderr, flush=True)
     size, port = MODEL_MIB if config.loaded else 0, free_port()
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "-w", str(WORKERS),
-            "-b", f"127.0.0.1:{port}", "--log-level", "warning", "bench.apps.shared_memory:app"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(ROOT / "deploy" / "gunicorn.conf.py"),
+        "-w",
+        str(WORKERS),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "bench.apps.shared_memory:app",
+    ]
     server = Server(argv, port, {"UTILSERVE_POOL": config.pool, "BENCH_MODEL_MB": str(size)})
     answers: dict[int, dict[str, Any]] = {}
 
@@ -156,31 +175,70 @@ def markdown(rows: Sequence[Row]) -> list[str]:
         return "-" if value is None else f"{value:.{places}f}"
 
     lines = report.table(
-        ["configuration", "model MiB:", "processes:", "RSS MiB:", "PSS MiB:", "distinct MiB:", "ratio PSS:",
-         "ratio distinct:", "ratio RSS:"],
-        [[row.config.label, row.model_mib, len(row.processes), *(number(row.mib(m), 1) for m in ["RSS", "PSS"]),
-          number(row.mib("distinct"), 1), *(number(ratio(row, measure), 3) for measure in MEASURES)] for row in rows])
+        [
+            "configuration",
+            "model MiB:",
+            "processes:",
+            "RSS MiB:",
+            "PSS MiB:",
+            "distinct MiB:",
+            "ratio PSS:",
+            "ratio distinct:",
+            "ratio RSS:",
+        ],
+        [
+            [
+                row.config.label,
+                row.model_mib,
+                len(row.processes),
+                *(number(row.mib(m), 1) for m in ["RSS", "PSS"]),
+                number(row.mib("distinct"), 1),
+                *(number(ratio(row, measure), 3) for measure in MEASURES),
+            ]
+            for row in rows
+        ],
+    )
     lines += ["", "ratio = the total ÷ (the row's model MiB + the baseline's total), each in the same measure.", ""]
     for row in (row for row in rows if row.config.pool == "process" and row.model_mib):
-        verdicts = [f"{measure} {value:.3f} ({'met' if value <= TARGET_RATIO else 'missed'})"
-                    for measure in MEASURES if (value := ratio(row, measure)) is not None]
-        lines.append(f'Target for "{row.config.label}", {row.model_mib} MiB model, ratio ≤ {TARGET_RATIO}: '
-                     + ", ".join(verdicts) + ".")
+        verdicts = [
+            f"{measure} {value:.3f} ({'met' if value <= TARGET_RATIO else 'missed'})"
+            for measure in MEASURES
+            if (value := ratio(row, measure)) is not None
+        ]
+        lines.append(
+            f'Target for "{row.config.label}", {row.model_mib} MiB model, ratio ≤ {TARGET_RATIO}: '
+            + ", ".join(verdicts)
+            + "."
+        )
     for row in (row for row in rows if row.config.pool == "process"):
         order = sorted(row.processes.items(), key=lambda item: (ORDER.get(item[1].role, len(ORDER)), item[0]))
-        lines += ["", f'Processes of "{row.config.label}", {row.model_mib} MiB model:', "",
-                  *report.table(["process", "pid:", "RSS MiB:", "PSS MiB:"],
-                                [[p.role, pid, f"{p.rss_kib / 1024:.1f}", f"{p.pss_kib / 1024:.1f}"]
-                                 for pid, p in order])]
-    stops = [f"{row.config.label}: killed {row.killed}, left over {row.survivors}"
-             for row in rows if row.killed or row.survivors]
-    return [*lines, "", "Stopping (SIGTERM to the master): " + ("; ".join(stops) if stops else
-            "every process of every server exited on its own; none was left over."), ""]
+        lines += [
+            "",
+            f'Processes of "{row.config.label}", {row.model_mib} MiB model:',
+            "",
+            *report.table(
+                ["process", "pid:", "RSS MiB:", "PSS MiB:"],
+                [[p.role, pid, f"{p.rss_kib / 1024:.1f}", f"{p.pss_kib / 1024:.1f}"] for pid, p in order],
+            ),
+        ]
+    stops = [
+        f"{row.config.label}: killed {row.killed}, left over {row.survivors}"
+        for row in rows
+        if row.killed or row.survivors
+    ]
+    return [
+        *lines,
+        "",
+        "Stopping (SIGTERM to the master): "
+        + ("; ".join(stops) if stops else "every process of every server exited on its own; none was left over."),
+        "",
+    ]
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(prog="python -m bench.shared_memory", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(
+        prog="python -m bench.shared_memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     exit_on_sigterm()
     measured = measure()
     print("\n".join(markdown(measured)))

@@ -35,9 +35,7 @@ class Embedder(Model):
         self.encoder = SentenceTransformer(str(get_model_path()), device="cpu")
 
     def predict(self, batch: list[Input]) -> list[Output]:
-        vectors = self.encoder.encode(
-            [item.text for item in batch], batch_size=len(batch), normalize_embeddings=True
-        )
+        vectors = self.encoder.encode([item.text for item in batch], batch_size=len(batch), normalize_embeddings=True)
         return [self.Output(embedding=vector.tolist()) for vector in vectors]
 
 

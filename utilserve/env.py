@@ -117,8 +117,10 @@ def _explain(exc: ValidationError, model: type[BaseModel], prefix: str | None, p
     for err in exc.errors():
         name = ".".join(map(str, err["loc"]))
         if err["type"] != "missing":
-            problems.append(f"invalid value for {name}: expected {_type_name(model, err['loc'])}, "
-                            f"got {err['input']!r} ({err['msg']})")
+            problems.append(
+                f"invalid value for {name}: expected {_type_name(model, err['loc'])}, "
+                f"got {err['input']!r} ({err['msg']})"
+            )
             continue
         where = [] if prefix is None else [f"set {prefix}{err['loc'][0]} in the environment"]
         where += [] if path is None else [f"add {name} to {path}"]
@@ -135,8 +137,9 @@ class Env(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    def __init__(self, *, sys_env: str | None = None, file: str | os.PathLike[str] | None = None,
-                 **values: Any) -> None:
+    def __init__(
+        self, *, sys_env: str | None = None, file: str | os.PathLike[str] | None = None, **values: Any
+    ) -> None:
         path = None if file is None else Path(file)
         if path is not None and path.suffix.lower() not in SUPPORTED_FILES:
             raise EnvError(f"unsupported settings file {path}: use one of {', '.join(SUPPORTED_FILES)}")
@@ -152,8 +155,11 @@ class Env(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Only the sources this instance asked for (no .env or secrets dir), highest precedence first."""

@@ -144,5 +144,3 @@ def _respond(endpoint: Endpoint, request: Request, result: Any) -> Response:
     if request.method == "HEAD":
         response.body = b""
     return response
-
-

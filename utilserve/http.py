@@ -155,9 +155,7 @@ class Response:
         media_type: str | None = None,
     ) -> None:
         self.status = status
-        self.headers: list[tuple[str, str]] = list(
-            headers.items() if isinstance(headers, Mapping) else headers or ()
-        )
+        self.headers: list[tuple[str, str]] = list(headers.items() if isinstance(headers, Mapping) else headers or ())
         body, default_type = render(content)
         self.body = body
         content_type = media_type or default_type

@@ -9,8 +9,17 @@ from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-settings.configure(DEBUG=False, SECRET_KEY="bench-not-secret", ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__,
-                   MIDDLEWARE=[], INSTALLED_APPS=[], USE_TZ=True, APPEND_SLASH=False, LOGGING_CONFIG=None)
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="bench-not-secret",
+    ALLOWED_HOSTS=["*"],
+    ROOT_URLCONF=__name__,
+    MIDDLEWARE=[],
+    INSTALLED_APPS=[],
+    USE_TZ=True,
+    APPEND_SLASH=False,
+    LOGGING_CONFIG=None,
+)
 django.setup()
 
 

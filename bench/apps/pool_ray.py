@@ -40,8 +40,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
-             num_cpus=os.cpu_count())
+    ray.init(
+        address="local", include_dashboard=False, log_to_driver=False, configure_logging=False, num_cpus=os.cpu_count()
+    )
     stop = threading.Event()  # set after ray.init, whose own handler exits at once and leaves Ray's agents behind
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

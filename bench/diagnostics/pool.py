@@ -29,17 +29,28 @@ def summary(batches: list[dict[str, Any]], load: Load) -> str:
     if not (inside := [batch for batch in batches if 0 <= load.ended_at - batch["at"] <= load.wall_s]):
         return "no batches logged"
     sizes = dict(sorted(collections.Counter(batch["size"] for batch in inside).items()))
-    phases = [f"{name} {statistics.mean(times) * 1e3:.2f}" for name in PHASES
-              if (times := [batch[name] for batch in inside if name in batch])]
-    return (f"mean batch {statistics.mean(batch['size'] for batch in inside):.1f}, sizes {sizes}"
-            + ("; ms per batch: " + ", ".join(phases) if phases else ""))
+    phases = [
+        f"{name} {statistics.mean(times) * 1e3:.2f}"
+        for name in PHASES
+        if (times := [batch[name] for batch in inside if name in batch])
+    ]
+    return f"mean batch {statistics.mean(batch['size'] for batch in inside):.1f}, sizes {sizes}" + (
+        "; ms per batch: " + ", ".join(phases) if phases else ""
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.diagnostics.pool", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=lambda text: text.split(","), default=[row.name for row in pool.ROWS],
-                        help="comma-separated, from " + ",".join(row.name for row in pool.ROWS))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.diagnostics.pool",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--rows",
+        type=lambda text: text.split(","),
+        default=[row.name for row in pool.ROWS],
+        help="comma-separated, from " + ",".join(row.name for row in pool.ROWS),
+    )
     pool.add_load_options(parser)
     parser.set_defaults(runs=1)
     args = parser.parse_args()
@@ -51,8 +62,12 @@ def main() -> None:
             log = Path(scratch) / "batches.jsonl"
             app = COUNTING_APP if row.utilserve and row.app == pool.MODEL_APP else row.app
             print(f"{row.name}: {row.stack}", flush=True)
-            result = pool.measure(dataclasses.replace(row, app=app, env=f"{row.env} {batch_log.VARIABLE}={log}"),
-                                  args.concurrency, args.duration, args.runs)
+            result = pool.measure(
+                dataclasses.replace(row, app=app, env=f"{row.env} {batch_log.VARIABLE}={log}"),
+                args.concurrency,
+                args.duration,
+                args.runs,
+            )
             batches = batch_log.read(log)
         for load in result.loads:
             print(f"  {row.name} c={load.connections}: {load.rps:,.0f} req/s; {summary(batches, load)}")

@@ -23,7 +23,11 @@ settings.configure(
     SECRET_KEY="tests-only",
     ROOT_URLCONF=__name__,
     INSTALLED_APPS=[],
-    MIDDLEWARE=[f"{__name__}.stamp", "django.middleware.common.CommonMiddleware", "django.middleware.csrf.CsrfViewMiddleware"],
+    MIDDLEWARE=[
+        f"{__name__}.stamp",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+    ],
 )
 
 

@@ -66,8 +66,11 @@ def test_type_coercion(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_json_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "config.json", json.dumps(
-        {"db_host": "j", "Db_Port": 1, "debug": True, "tags": [4], "DATABASE": {"HOST": "n"}, "unknown": 1}))
+    path = write(
+        tmp_path,
+        "config.json",
+        json.dumps({"db_host": "j", "Db_Port": 1, "debug": True, "tags": [4], "DATABASE": {"HOST": "n"}, "unknown": 1}),
+    )
     env = AppEnv(file=path)
     assert (env.DB_HOST, env.DB_PORT, env.DEBUG, env.TAGS) == ("j", 1, True, [4])
     assert env.database == Database(host="n")
@@ -80,15 +83,17 @@ def test_toml_file(tmp_path: Path) -> None:
 
 
 def test_ini_file_flat(tmp_path: Path) -> None:
-    path = write(tmp_path, "config.ini", "debug = true\n[main]\nDB_HOST = i\n[other]\ndb_port = 3\n"
-                                         "tags = [5, 6]\nunknown = x\n")
+    path = write(
+        tmp_path, "config.ini", "debug = true\n[main]\nDB_HOST = i\n[other]\ndb_port = 3\ntags = [5, 6]\nunknown = x\n"
+    )
     env = AppEnv(file=path)
     assert (env.DB_HOST, env.DB_PORT, env.DEBUG, env.TAGS) == ("i", 3, True, [5, 6])
 
 
 def test_ini_file_nested_sections(tmp_path: Path) -> None:
-    path = write(tmp_path, "config.ini", "[app]\ndb_host = i\n[DataBase]\nHOST = primary\nport = 6000\n"
-                                         "[extra]\nRegion = eu\n")
+    path = write(
+        tmp_path, "config.ini", "[app]\ndb_host = i\n[DataBase]\nHOST = primary\nport = 6000\n[extra]\nRegion = eu\n"
+    )
     env = AppEnv(file=path)
     assert env.DB_HOST == "i"
     assert env.database == Database(host="primary", Port=6000)
@@ -120,8 +125,9 @@ def test_missing_required_mentions_file(tmp_path: Path) -> None:
     path = write(tmp_path, "config.json", "{}")
     with pytest.raises(EnvError) as info:
         AppEnv(sys_env="UTST_MISSING_", file=path)
-    assert str(info.value) == (f"missing required setting DB_HOST: set UTST_MISSING_DB_HOST in the environment "
-                               f"or add DB_HOST to {path}")
+    assert str(info.value) == (
+        f"missing required setting DB_HOST: set UTST_MISSING_DB_HOST in the environment or add DB_HOST to {path}"
+    )
 
 
 def test_missing_required_without_sources() -> None:

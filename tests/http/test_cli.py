@@ -19,8 +19,19 @@ from ..support.servers import ROOT, Server, free_port
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_run_serves_the_example(backend: str, running: Callable[[Server], Server]) -> None:
     port = free_port()
-    argv = [sys.executable, "-m", "utilserve", "run", "examples.hello:service", "--backend", backend,
-            "--host", "127.0.0.1", "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "utilserve",
+        "run",
+        "examples.hello:service",
+        "--backend",
+        backend,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     server = running(Server(argv, port).start())
     assert httpx.get(server.url + "/api/hello?name=x").json() == {"message": "hello x"}
     assert httpx.get(server.url + "/api/items/7").json() == {"id": 7}
@@ -34,7 +45,10 @@ def test_run_serves_the_example(backend: str, running: Callable[[Server], Server
 def test_openapi_document_is_valid_and_complete() -> None:
     output = subprocess.run(
         [sys.executable, "-m", "utilserve", "openapi", "examples.hello:service"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     document = json.loads(output)
     validate(document)
@@ -55,7 +69,6 @@ def test_openapi_document_is_valid_and_complete() -> None:
 
 def test_openapi_of_the_conformance_app_is_valid() -> None:
     from tests.apps.conformance import service
-
 
     document = service.openapi()
     validate(document)

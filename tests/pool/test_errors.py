@@ -139,9 +139,7 @@ def test_an_unknown_pool_kind_lists_the_supported_ones() -> None:
         ({"model_cls": Model}, TypeError, "Model does not implement predict"),
     ],
 )
-def test_handle_arguments_are_checked(
-    kwargs: dict[str, Any], error: type[Exception], text: str
-) -> None:
+def test_handle_arguments_are_checked(kwargs: dict[str, Any], error: type[Exception], text: str) -> None:
     with pytest.raises(error, match=text):
         ModelHandle(**{"model_cls": Echo, **kwargs})
 

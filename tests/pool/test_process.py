@@ -79,12 +79,13 @@ def hold_worker(handle: ModelHandle, model_log: Path, hold: Path, x: int = -1) -
     return future
 
 
-
 def _submit_from_child(handle: ModelHandle, count: int, ready: Any, results: Any) -> None:
     """In a forked child: send ``count`` items through the inherited pool, report what came back."""
     pid = os.getpid()
     futures = [inner(handle).submit(Item(x=pid * 100 + i, pid=pid), WAIT_S) for i in range(count)]
-    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), "the worker queued the items before this round trip"
+    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), (
+        "the worker queued the items before this round trip"
+    )
     ready.put(pid)
     results.put([(f.result(WAIT_S).x, pid) for f in futures])
 
@@ -199,7 +200,9 @@ def test_a_worker_killed_mid_batch_fails_its_items_503_and_comes_back(
     error = outcome(held)
     assert isinstance(error, HTTPError) and error.status == 503, error
     assert error.headers == {"Retry-After": "1"}
-    assert error.message == f"model {handle.name}: its worker process {worker} went away while running this request; retry"
+    assert (
+        error.message == f"model {handle.name}: its worker process {worker} went away while running this request; retry"
+    )
     wait_until(lambda: len(events(model_log, event="setup")) == 2, "the worker to restart")
     assert handle.wait_ready(WAIT_S)
     answer = handle.predict({"x": 8})
@@ -215,7 +218,10 @@ def test_a_model_raising_past_exception_ends_its_worker_which_comes_back(
     with pytest.raises(HTTPError) as quit_:
         handle.predict({"x": -1})
     assert quit_.value.status == 503 and quit_.value.headers == {"Retry-After": "1"}
-    assert quit_.value.message == f"model {handle.name}: its worker process {worker} went away while running this request; retry"
+    assert (
+        quit_.value.message
+        == f"model {handle.name}: its worker process {worker} went away while running this request; retry"
+    )
     wait_until(lambda: len(events(model_log, event="setup")) == 2, "the worker to restart")
     assert handle.wait_ready(WAIT_S)
     answer = handle.predict({"x": 4})
@@ -232,7 +238,9 @@ def test_a_blocking_caller_past_its_deadline_gets_504_and_its_item_leaves_the_qu
     with pytest.raises(HTTPError) as late:
         handle.predict({"x": 55}, timeout=0.3)
     assert (late.value.status, late.value.message) == (504, f"model {handle.name} did not answer within 0.3 s")
-    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), "a round trip after the caller gave up: the worker saw it"
+    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), (
+        "a round trip after the caller gave up: the worker saw it"
+    )
     queued = [inner(handle).submit(Item(x=x), WAIT_S) for x in (7, 8)]
     hold.touch()
     assert [outcome(f).x for f in (held, *queued)] == [-1, 7, 8], "the queue had room again: item 55 left it"
@@ -251,7 +259,9 @@ def test_a_killed_supervisor_fails_requests_503_then_is_restarted(
     error = outcome(held)
     assert isinstance(error, HTTPError) and error.status == 503, error
     assert error.headers == {"Retry-After": "1"}
-    assert error.message == f"model {handle.name}: its worker process {worker} went away while running this request; retry"
+    assert (
+        error.message == f"model {handle.name}: its worker process {worker} went away while running this request; retry"
+    )
     wait_until(lambda: not alive(worker), "the orphaned model worker to exit")
     wait_until(lambda: inner(handle).supervisor_pid not in (0, supervisor), "a new supervisor to report")
     assert handle.wait_ready(WAIT_S)
@@ -299,7 +309,9 @@ def test_items_of_a_web_process_that_went_away_leave_the_queue(pool: Any, model_
     child.start()
     child.join(WAIT_S)
     assert child.exitcode == 0, "the child's items were not queued behind the held one"
-    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), "a round trip after the child's end: the worker saw it"
+    assert inner(handle)._supervisor().workers.sync(handle.name, WAIT_S), (
+        "a round trip after the child's end: the worker saw it"
+    )
     queued = [inner(handle).submit(Item(x=x), WAIT_S) for x in (7, 8)]
     hold.touch()
     assert [outcome(f).x for f in (held, *queued)] == [-1, 7, 8], "the queue had room again: the child's items left it"

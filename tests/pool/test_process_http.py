@@ -35,13 +35,34 @@ SERVICE = "tests.apps.pool_process:service"
 
 
 def gunicorn(port: int) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-            "-w", "4", APP]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "deploy/gunicorn.conf.py",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        "4",
+        APP,
+    ]
 
 
 def uwsgi(port: int) -> list[str]:
-    return [str(BIN / "uwsgi"), "--ini", "deploy/uwsgi.ini", "--http11-socket", f"127.0.0.1:{port}",
-            "--processes", "4", "--virtualenv", sys.prefix, "--module", APP]
+    return [
+        str(BIN / "uwsgi"),
+        "--ini",
+        "deploy/uwsgi.ini",
+        "--http11-socket",
+        f"127.0.0.1:{port}",
+        "--processes",
+        "4",
+        "--virtualenv",
+        sys.prefix,
+        "--module",
+        APP,
+    ]
 
 
 SERVERS = {"flask@gunicorn": gunicorn, "flask@uwsgi": uwsgi}
@@ -121,8 +142,9 @@ class PoolMode:
 def sidecar_pool(model_log: Path, socket_path: Path, processes: Processes) -> Iterator[subprocess.Popen[bytes]]:
     """``utilserve pool`` in the foreground with both models loaded; on exit, SIGTERM ends it and its workers."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "UTILSERVE_POOL": "process", "MODEL_LOG": str(model_log)}
-    sidecar = subprocess.Popen([sys.executable, "-m", "utilserve", "pool", SERVICE, "--socket", str(socket_path)],
-                               cwd=ROOT, env=env)
+    sidecar = subprocess.Popen(
+        [sys.executable, "-m", "utilserve", "pool", SERVICE, "--socket", str(socket_path)], cwd=ROOT, env=env
+    )
     processes.note(sidecar.pid)
     try:
         wait_until(socket_path.exists, "the sidecar's socket")
@@ -186,8 +208,9 @@ def test_gunicorn_a_model_worker_killed_under_load_comes_back(
         hold = tmp_path / "never"
         with ThreadPoolExecutor(2) as executor:
             load = executor.submit(burst, server, 400, 16, sleep_ms=5, timeout=10)
-            held = executor.submit(httpx.get, server.url + "/api/work",
-                                   params={"x": -1, "hold": str(hold), "timeout": 10}, timeout=WAIT_S)
+            held = executor.submit(
+                httpx.get, server.url + "/api/work", params={"x": -1, "hold": str(hold), "timeout": 10}, timeout=WAIT_S
+            )
             busy = wait_until(lambda: [e for e in events(model_log, event="batch") if -1 in e["xs"]], "the held batch")
             os.kill(busy[0]["pid"], signal.SIGKILL)
             killed = held.result(WAIT_S)
@@ -256,8 +279,15 @@ def test_sidecar_socket_is_private_and_taken_once(model_log: Path, tmp_path: Pat
 
 
 def utilserve_pool(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "utilserve", "pool", SERVICE, *args], cwd=ROOT, env=env, check=False,
-                          capture_output=True, text=True, timeout=WAIT_S)
+    return subprocess.run(
+        [sys.executable, "-m", "utilserve", "pool", SERVICE, *args],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
 
 
 def test_utilserve_pool_says_what_it_is_missing(tmp_path: Path) -> None:

@@ -77,7 +77,9 @@ def test_item_errors_stay_with_their_item_and_batch_errors_map(served: Server) -
     whole = burst(served, "/api/picky", [{"x": 999}], threads=1)[0]
     assert whole.json() == {"error": {"status": 409, "message": "999 is too big"}}
     via_endpoint = httpx.get(served.url + "/api/picky?x=-1")
-    assert via_endpoint.json() == {"error": {"status": 400, "message": "picky: model Picky: ValueError: -1 is negative"}}
+    assert via_endpoint.json() == {
+        "error": {"status": 400, "message": "picky: model Picky: ValueError: -1 is negative"}
+    }
     assert httpx.post(served.url + "/api/picky", json={"x": 4}).json() == {"y": 8}
 
 

@@ -67,7 +67,9 @@ class Served:
     clients: list[SharedWorkerConnection | ThreadWorkerConnection] = field(default_factory=list)
 
     def direct(self) -> ThreadWorkerConnection:
-        direct = ThreadWorkerConnection("gated", os.getpid(), self.path, connect(self.path), lambda pid, path: None, self.spin_s)
+        direct = ThreadWorkerConnection(
+            "gated", os.getpid(), self.path, connect(self.path), lambda pid, path: None, self.spin_s
+        )
         self.clients.append(direct)
         return direct
 
@@ -146,7 +148,10 @@ def test_while_the_model_runs_pings_are_answered_and_a_full_queue_is_refused(ser
     assert channel.ping(WAIT_S)
     with pytest.raises(HTTPError) as refused:
         served.direct().call(WAIT_S, codec.pack(Item(x=5)))
-    assert (refused.value.status, refused.value.message) == (503, "model gated is overloaded: 4 requests already queued")
+    assert (refused.value.status, refused.value.message) == (
+        503,
+        "model gated is overloaded: 4 requests already queued",
+    )
     served.release("held")
     assert [future.result(WAIT_S).x for future in (held, *queued)] == [-1, 1, 2, 3, 4]
 

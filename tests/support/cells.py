@@ -7,17 +7,64 @@ from .servers import Cell
 
 def gunicorn(workers: int = 2, threads: int = 4) -> tuple[str, ...]:
     """gunicorn with ``workers`` threaded workers of ``threads`` threads each."""
-    return ("{python}", "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-k", "gthread", "-w", str(workers),
-            "--threads", str(threads), "{app}")
+    return (
+        "{python}",
+        "-m",
+        "gunicorn",
+        "-b",
+        "127.0.0.1:{port}",
+        "-k",
+        "gthread",
+        "-w",
+        str(workers),
+        "--threads",
+        str(threads),
+        "{app}",
+    )
 
 
 UVICORN = ("{python}", "-m", "uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}", "--no-access-log")
 GUNICORN = gunicorn()
-GUNICORN_UVICORN = ("{python}", "-m", "gunicorn", "-b", "127.0.0.1:{port}", "-k", "uvicorn_worker.UvicornWorker",
-                    "-w", "2", "{app}")
-UWSGI = ("{bin}/uwsgi", "--http11-socket", "127.0.0.1:{port}", "--master", "--processes", "2", "--need-app",
-         "--die-on-term", "--disable-logging", "--virtualenv", "{prefix}", "--module", "{app}")
-SANIC = ("{python}", "-m", "sanic", "{app}", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2", "--no-access-logs")
+GUNICORN_UVICORN = (
+    "{python}",
+    "-m",
+    "gunicorn",
+    "-b",
+    "127.0.0.1:{port}",
+    "-k",
+    "uvicorn_worker.UvicornWorker",
+    "-w",
+    "2",
+    "{app}",
+)
+UWSGI = (
+    "{bin}/uwsgi",
+    "--http11-socket",
+    "127.0.0.1:{port}",
+    "--master",
+    "--processes",
+    "2",
+    "--need-app",
+    "--die-on-term",
+    "--disable-logging",
+    "--virtualenv",
+    "{prefix}",
+    "--module",
+    "{app}",
+)
+SANIC = (
+    "{python}",
+    "-m",
+    "sanic",
+    "{app}",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--workers",
+    "2",
+    "--no-access-logs",
+)
 OWN_SERVER = ("{python}", "-m", "utilserve", "run", "{module}:service", "--host", "127.0.0.1", "--port", "{port}")
 ASGI = (("UTILSERVE_ASYNCHRONOUS", "1"),)
 WSGI = (("UTILSERVE_ASYNCHRONOUS", "0"),)

@@ -46,9 +46,19 @@ class RayHead:
             "--dashboard-port": str(free_port()),
             "--dashboard-agent-listen-port": str(free_port()),
         }
-        argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--node-ip-address=127.0.0.1",
-                f"--num-cpus={self.num_cpus}", "--disable-usage-stats", "--include-dashboard=false",
-                f"--temp-dir={self.temp_dir}", *(f"{flag}={value}" for flag, value in ports.items())]
+        argv = [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--num-cpus={self.num_cpus}",
+            "--disable-usage-stats",
+            "--include-dashboard=false",
+            f"--temp-dir={self.temp_dir}",
+            *(f"{flag}={value}" for flag, value in ports.items()),
+        ]
         try:
             subprocess.run(argv, env=self.env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=timeout)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:

@@ -33,8 +33,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: Mapping[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, bytes]:
     """Status and body of one request on a connection of its own; OSError while nothing listens."""
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
@@ -77,8 +83,14 @@ class Cell:
 
     def command(self, app: str, port: int) -> list[str]:
         module = app.partition(":")[0]
-        values = {"python": sys.executable, "bin": str(BIN), "app": app, "module": module, "port": str(port),
-                  "prefix": sys.prefix}
+        values = {
+            "python": sys.executable,
+            "bin": str(BIN),
+            "app": app,
+            "module": module,
+            "port": str(port),
+            "prefix": sys.prefix,
+        }
         return [part.format(**values) for part in self.argv]
 
 
@@ -123,8 +135,11 @@ class Server:
         """Live processes of the server: its session, their descendants, and every one seen before."""
         if self.process is None:
             return []
-        table = {int(entry.name): fields for entry in os.scandir("/proc")
-                 if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None}
+        table = {
+            int(entry.name): fields
+            for entry in os.scandir("/proc")
+            if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None
+        }
         found = {pid for pid, fields in table.items() if int(fields[3]) == self.process.pid} | {self.process.pid}
         while more := {pid for pid, fields in table.items() if int(fields[1]) in found} - found:
             found |= more

@@ -111,9 +111,7 @@ class Router:
         endpoint = methods.get(method) or (methods.get("GET") if method == "HEAD" else None)
         if endpoint is None:
             allowed = sorted({*methods, *(("HEAD",) if "GET" in methods else ())})
-            raise HTTPError(
-                405, f"method {method} not allowed for {path}", headers={"Allow": ", ".join(allowed)}
-            )
+            raise HTTPError(405, f"method {method} not allowed for {path}", headers={"Allow": ", ".join(allowed)})
         return endpoint, params
 
     def __iter__(self) -> Iterator[Endpoint]:

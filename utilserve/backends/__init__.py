@@ -51,7 +51,5 @@ def load_adapter(name: str) -> Adapter:
     try:
         importlib.import_module(name)
     except ImportError:
-        raise ImportError(
-            f"backend {name!r} needs {_REQUIREMENTS[name]}: pip install 'utilserve[{name}]'"
-        ) from None
+        raise ImportError(f"backend {name!r} needs {_REQUIREMENTS[name]}: pip install 'utilserve[{name}]'") from None
     return cast(Adapter, importlib.import_module(f"{__name__}.{name}"))

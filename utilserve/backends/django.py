@@ -70,8 +70,15 @@ class NativeResponse(HttpResponse):
 def _request(request: HttpRequest) -> Request:
     # request.read, never request.body: that one enforces DATA_UPLOAD_MAX_MEMORY_SIZE; the core owns limits.
     meta = request.META
-    return Request(request.method or "GET", request.path_info, meta.get("QUERY_STRING", ""), request.headers,
-                   request.read, meta.get("REMOTE_ADDR"), native=request)
+    return Request(
+        request.method or "GET",
+        request.path_info,
+        meta.get("QUERY_STRING", ""),
+        request.headers,
+        request.read,
+        meta.get("REMOTE_ADDR"),
+        native=request,
+    )
 
 
 def _view(handler: Handler, asynchronous: bool) -> Callable[..., Any]:
@@ -162,8 +169,10 @@ def _mount(handler: Handler, asynchronous: bool, catch_all: bool) -> None:
 
 def application(handler: Handler, native: WSGIHandler | ASGIHandler | None) -> WSGIHandler | Lifespan:
     if native is not None and not isinstance(native, (WSGIHandler, ASGIHandler)):
-        raise TypeError(f"a Django backend must be a WSGIHandler or ASGIHandler (get_wsgi_application() or "
-                        f"get_asgi_application()), got {type(native).__name__}")
+        raise TypeError(
+            f"a Django backend must be a WSGIHandler or ASGIHandler (get_wsgi_application() or "
+            f"get_asgi_application()), got {type(native).__name__}"
+        )
     standalone = native is None and not (settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE"))
     if standalone:
         _configure_standalone(handler)

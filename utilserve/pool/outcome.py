@@ -30,9 +30,7 @@ def run_batch(model: Model, name: str, batch: list[BaseModel]) -> list[Outcome]:
     try:
         results = list(results)
     except TypeError:
-        return _fail_all(
-            batch, f"model {name}: predict returned {type(results).__name__}, expected a list"
-        )
+        return _fail_all(batch, f"model {name}: predict returned {type(results).__name__}, expected a list")
     if len(results) != len(batch):
         return _fail_all(
             batch,

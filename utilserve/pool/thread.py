@@ -32,9 +32,7 @@ class ThreadPool(Pool):
     def __init__(self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()):
         self.model_cls = model_cls
         self.name = name
-        self._batcher = Batcher(
-            name, model_cls.max_batch_size, model_cls.max_wait_ms, model_cls.max_queue
-        )
+        self._batcher = Batcher(name, model_cls.max_batch_size, model_cls.max_wait_ms, model_cls.max_queue)
         self._threads = [
             threading.Thread(target=self._work, name=f"utilserve-{name}-{index}", daemon=True)
             for index in range(workers)
@@ -87,9 +85,7 @@ class ThreadPool(Pool):
             thread.join(max(0.0, end - monotonic()))
         lagging = [thread.name for thread in self._threads if thread.is_alive()]
         if lagging:
-            logger.warning(
-                "model %s: workers still busy after %.1f s: %s", self.name, timeout, lagging
-            )
+            logger.warning("model %s: workers still busy after %.1f s: %s", self.name, timeout, lagging)
 
     def _work(self) -> None:
         try:
@@ -118,8 +114,6 @@ class ThreadPool(Pool):
             try:
                 outcomes = run_batch(model, self.name, [item.payload for item in batch])
             except BaseException:
-                self._batcher.finish(
-                    batch, [HTTPError(500, f"model {self.name}: worker died") for _ in batch]
-                )
+                self._batcher.finish(batch, [HTTPError(500, f"model {self.name}: worker died") for _ in batch])
                 raise
             self._batcher.finish(batch, outcomes)

@@ -102,8 +102,10 @@ class Picky(Model):
     def predict(self, batch: list[Item]) -> list[Answer | Exception]:
         if any(item.x == 999 for item in batch):
             raise TooBig()
-        return [ValueError(f"{item.x} is negative") if item.x < 0 else Answer(x=item.x, worker=os.getpid())
-                for item in batch]
+        return [
+            ValueError(f"{item.x} is negative") if item.x < 0 else Answer(x=item.x, worker=os.getpid())
+            for item in batch
+        ]
 
 
 class Broken(Echo):
@@ -129,5 +131,4 @@ class Measure(Model):
     max_wait_ms = 1
 
     def predict(self, batch: list[Blob]) -> list[Digest]:
-        return [Digest(size=len(b.data), head=b.data[:8], echo=b.data if b.data[:4] == b"ECHO" else b"")
-                for b in batch]
+        return [Digest(size=len(b.data), head=b.data[:8], echo=b.data if b.data[:4] == b"ECHO" else b"") for b in batch]

@@ -63,9 +63,7 @@ def _bytes_from_buffer(buffer: Any) -> bytes:
 def _lift(value: Any) -> Any:
     if type(value) is bytes and len(value) >= OUT_OF_BAND_MIN:
         return _OutOfBand(value)
-    if type(value) in (list, tuple) and any(
-        type(v) is bytes and len(v) >= OUT_OF_BAND_MIN for v in value
-    ):
+    if type(value) in (list, tuple) and any(type(v) is bytes and len(v) >= OUT_OF_BAND_MIN for v in value):
         return type(value)(_lift(v) for v in value)
     return value
 

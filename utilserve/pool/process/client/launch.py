@@ -43,8 +43,17 @@ def start_or_join(path: str, lock_path: str, owner: int) -> tuple[socket.socket,
 
 def _spawn(path: str, owner: int) -> subprocess.Popen[bytes]:
     """A separate interpreter, not a fork: it must outlive this worker and start models cleanly."""
-    argv = [python_executable(), "-m", "utilserve.pool.process.supervisor", "--socket", path, "--owner", str(owner),
-            "--sys-path", import_path_arg()]
+    argv = [
+        python_executable(),
+        "-m",
+        "utilserve.pool.process.supervisor",
+        "--socket",
+        path,
+        "--owner",
+        str(owner),
+        "--sys-path",
+        import_path_arg(),
+    ]
     logger.info("starting the pool supervisor for %s", path)
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
 
