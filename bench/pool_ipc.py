@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 
 from utilserve.pool import ModelHandle
-from utilserve.pool.process import codec, sockets
-from utilserve.pool.process import ProcessPool
+from utilserve.pool.process import ProcessPool, codec
 from utilserve.pool.process.spin import SPIN_ENV
 
 from . import report
@@ -103,7 +102,7 @@ def small(rounds: int) -> list[tuple[str, float, float]]:
                 "thread pool: same model in process, blocking caller",
                 *quantiles(lambda: handle._pool.call(item, TIMEOUT_S), rounds),
             )
-        )  # type: ignore[union-attr]
+        )
     return rows
 
 

@@ -48,7 +48,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=LOGGING)
-        serve.run(Doubler.bind(), name="pool", route_prefix="/double")  # type: ignore[attr-defined]
+        serve.run(Doubler.bind(), name="pool", route_prefix="/double")  # type: ignore[attr-defined]  # bind() is added by @serve.deployment
         stop.wait()
     finally:
         try:

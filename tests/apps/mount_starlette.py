@@ -22,7 +22,7 @@ async def own_route(request: Request) -> JSONResponse:
 
 
 class AddHeader(BaseHTTPMiddleware):
-    async def dispatch(self, request, call_next):  # type: ignore[no-untyped-def]
+    async def dispatch(self, request, call_next):  # type: ignore[no-untyped-def]  # as a user's app has it
         response = await call_next(request)
         response.headers["X-Native"] = "yes"
         return response

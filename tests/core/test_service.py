@@ -47,7 +47,7 @@ class Root(API):
 
 
 def service(**options: object) -> Service:
-    return Service(name="core-test", api=Root, route="/api", **options)  # type: ignore[arg-type]
+    return Service(name="core-test", api=Root, route="/api", **options)  # type: ignore[arg-type]  # options vary
 
 
 def call(svc: Service, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Response:
@@ -190,7 +190,7 @@ def test_tree_errors_surface_at_setup() -> None:
         Service(name="s", api=Cycle).setup()
 
     with pytest.raises(TypeError, match="must be an API subclass"):
-        Service(name="s", api=dict).setup()  # type: ignore[arg-type]
+        Service(name="s", api=dict).setup()  # type: ignore[arg-type]  # the wrong type on purpose
 
 
 def test_argument_errors_are_specific() -> None:
@@ -201,7 +201,7 @@ def test_argument_errors_are_specific() -> None:
     with pytest.raises(ValueError, match="status must be an int from 400 to 599, got 200"):
         HTTPError(200)
     with pytest.raises(TypeError, match="takes a str path template, got int"):
-        api.get(5)  # type: ignore[call-overload]
+        api.get(5)  # type: ignore[call-overload]  # the wrong type on purpose
 
 
 def test_current_service_and_configs() -> None:

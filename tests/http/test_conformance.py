@@ -221,7 +221,7 @@ def assert_matches(actual: Any, expected: Any) -> None:
             assert_matches(actual[key], expected[key])
     elif isinstance(expected, list) and isinstance(actual, list):
         assert len(actual) == len(expected), (actual, expected)
-        for got, want in zip(actual, expected):
+        for got, want in zip(actual, expected, strict=True):
             if isinstance(want, dict) and {"in", "field", "type"} == want.keys():
                 assert {k: got[k] for k in want} == want and got["message"], got
             else:

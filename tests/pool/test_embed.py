@@ -19,6 +19,6 @@ def test_embedding_service_answers_with_a_384_number_vector(running: Callable[[S
     vectors = [httpx.post(server.url + "/embed", json={"text": t}, timeout=60).json()["embedding"] for t in texts]
     assert [len(v) for v in vectors] == [384, 384, 384]
     assert all(math.isclose(sum(x * x for x in v), 1.0, rel_tol=1e-4) for v in vectors)
-    similar = sum(a * b for a, b in zip(vectors[0], vectors[1]))
-    unrelated = sum(a * b for a, b in zip(vectors[0], vectors[2]))
+    similar = sum(a * b for a, b in zip(vectors[0], vectors[1], strict=True))
+    unrelated = sum(a * b for a, b in zip(vectors[0], vectors[2], strict=True))
     assert similar > unrelated + 0.3, (similar, unrelated)

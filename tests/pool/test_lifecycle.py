@@ -29,7 +29,7 @@ class SlowLoad(Echo):
 
 
 def slow_load(**settings: object) -> type[SlowLoad]:
-    return echo(SlowLoad, loading=threading.Event(), loaded_in=[], torn_down_in=[], **settings)  # type: ignore[return-value]
+    return echo(SlowLoad, loading=threading.Event(), loaded_in=[], torn_down_in=[], **settings)  # type: ignore[return-value]  # a SlowLoad handle
 
 
 class BrokenLoad(Echo):
@@ -61,7 +61,7 @@ def test_a_failed_setup_keeps_the_pool_unready_and_says_why() -> None:
     handle = ModelHandle(echo(BrokenLoad))
     handle.start()
     try:
-        with pytest.raises(RuntimeError, match="setup failed: OSError: weights.bin not found"):
+        with pytest.raises(RuntimeError, match=r"setup failed: OSError: weights\.bin not found"):
             handle.wait_ready(WAIT_S)
         assert not handle.ready
         assert isinstance(handle.error, OSError)

@@ -24,8 +24,7 @@ import pytest
 from utilserve import Model, Service
 from utilserve.errors import HTTPError
 from utilserve.pool import ModelHandle
-from utilserve.pool.process import codec, sockets
-from utilserve.pool.process import ProcessPool
+from utilserve.pool.process import ProcessPool, codec, sockets
 
 from ..support.models.log import events
 from ..support.models.process import Blob, Broken, Echo, Item, Measure, Narrow, Picky, Quitter
@@ -179,7 +178,7 @@ def test_not_ready_while_a_slow_setup_runs_then_ready(
 
 def test_a_failed_setup_keeps_the_pool_unready_and_says_why(pool: Any) -> None:
     handle = pool(Broken, ready=False)
-    with pytest.raises(RuntimeError, match="setup failed: OSError: weights.bin not found"):
+    with pytest.raises(RuntimeError, match=r"setup failed: OSError: weights\.bin not found"):
         handle.wait_ready(WAIT_S)
     assert not handle.ready
     assert isinstance(handle.error, OSError)

@@ -125,7 +125,7 @@ def shut_down(server: Server, pids: set[int]) -> None:
 
 @dataclass
 class PoolMode:
-    """Who starts the pool: the service's own web workers (``owned``), or ``utilserve pool`` beforehand (``sidecar``)."""
+    """Who starts the pool: the service's web workers (``owned``), or ``utilserve pool`` beforehand (``sidecar``)."""
 
     name: str
     server_env: dict[str, str] = field(default_factory=dict)

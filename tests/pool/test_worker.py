@@ -23,13 +23,12 @@ import pytest
 from utilserve import Model
 from utilserve.errors import HTTPError
 from utilserve.pool.process import codec
-from utilserve.pool.process.worker import server as worker
 from utilserve.pool.process.client.connections import SharedWorkerConnection, ThreadWorkerConnection
-from utilserve.pool.process.sockets import connect
-from utilserve.pool.process.worker.readiness import OneShot, Readiness, TakingTurns
-from utilserve.pool.process.sockets import listen
+from utilserve.pool.process.sockets import connect, listen
 from utilserve.pool.process.spec import ModelSpec
 from utilserve.pool.process.spin import SPIN_ENV, spin, spin_budget
+from utilserve.pool.process.worker import server as worker
+from utilserve.pool.process.worker.readiness import OneShot, Readiness, TakingTurns
 
 from ..support.models.process import Answer, Item
 

@@ -102,7 +102,7 @@ class Server:
         self.port = port
         self.url = f"http://{HOST}:{port}"
         self.cwd = cwd
-        self.log = tempfile.NamedTemporaryFile(prefix="utilserve-server-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix="utilserve-server-", suffix=".log", delete=False)  # noqa: SIM115 - open while the server writes to it
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.seen: set[int] = set()

@@ -45,7 +45,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 STANDALONE_URLCONF = ModuleType(f"{__name__}.urls", "The URLconf of a service served without a Django project.")
-STANDALONE_URLCONF.urlpatterns = []  # type: ignore[attr-defined]
+STANDALONE_URLCONF.urlpatterns = []  # type: ignore[attr-defined]  # a URLconf is any module with this name
 
 
 class NativeResponse(HttpResponse):

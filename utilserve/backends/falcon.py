@@ -100,8 +100,8 @@ def application(handler: Handler, native: FalconApp | None) -> FalconApp:
         app = native
     else:
         app = falcon.asgi.App() if handler.settings.asynchronous else falcon.App()
-        # Bodiless responses must not gain falcon's default JSON content-type (falcon allows None).
-        app.resp_options.default_media_type = None  # type: ignore[assignment]
+        # Bodiless responses must not gain falcon's default JSON content-type.
+        app.resp_options.default_media_type = None  # type: ignore[assignment]  # falcon allows None, types str
     if isinstance(app, falcon.asgi.App):
         app.add_middleware(_ASGIHooks(handler))
         app.add_sink(_asgi_sink(handler), _prefix(handler, native is None))

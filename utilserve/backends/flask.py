@@ -14,14 +14,14 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
     app = native if native is not None else flask.Flask(handler.settings.name)
 
-    class NativeResponse(app.response_class):  # type: ignore[name-defined, misc]
+    class NativeResponse(app.response_class):  # type: ignore[name-defined, misc]  # the app's own class, at runtime
         """The app's own response class, minus Werkzeug's default text/html for typeless bodies."""
 
         default_mimetype = None
 
     def view(path: str = "") -> flask.Response:
         handler.start_once()
-        native_request = flask.request._get_current_object()  # type: ignore[attr-defined]
+        native_request = flask.request._get_current_object()  # type: ignore[attr-defined]  # Flask's documented way
         environ = native_request.environ
         request = Request(
             native_request.method,

@@ -45,7 +45,7 @@ class Endpoint(tornado.web.RequestHandler):
     def prepare(self) -> None:
         # The core enforces its own limit on what is kept; Tornado's cap would refuse with a bare 400.
         assert self.request.connection is not None
-        self.request.connection.set_max_body_size(sys.maxsize)  # type: ignore[attr-defined]
+        self.request.connection.set_max_body_size(sys.maxsize)  # type: ignore[attr-defined]  # on HTTP1Connection
 
     def data_received(self, chunk: bytes) -> None:
         if self.size <= self.handler.max_body_size:

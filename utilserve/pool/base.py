@@ -60,7 +60,7 @@ class Pool(Protocol):
 
 
 def result_within(future: Future[BaseModel], timeout_s: float) -> BaseModel:
-    """A submitted item's outcome; past ``timeout_s`` cancel it (a queued item leaves the queue) and raise ``TimeoutError``."""
+    """A submitted item's outcome; past ``timeout_s``, cancel it (a queued item leaves the queue) and raise."""
     try:
         return future.result(timeout_s)
     except TimeoutError:

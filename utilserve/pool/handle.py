@@ -30,7 +30,8 @@ def pool_class(kind: str) -> Callable[[type[Model], str, int, PoolOptions], Pool
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ImportError(f"pool kind {kind!r} is unavailable: {exc}") from exc
-    return getattr(module, attribute)  # type: ignore[no-any-return]
+    found: Callable[[type[Model], str, int, PoolOptions], Pool] = getattr(module, attribute)
+    return found
 
 
 class ModelHandle:

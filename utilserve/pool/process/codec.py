@@ -78,7 +78,7 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if not isinstance(obj, BaseModel):
             return NotImplemented
-        reduced: tuple[Any, ...] = obj.__reduce_ex__(5)  # type: ignore[assignment]
+        reduced: tuple[Any, ...] = obj.__reduce_ex__(5)  # type: ignore[assignment]  # a str only for globals
         state = reduced[2]
         fields = state.get("__dict__") if isinstance(state, dict) else None
         if not fields:

@@ -126,7 +126,7 @@ def _uwsgi_master() -> int:
     if "uwsgi" not in sys.builtin_module_names and "uwsgi" not in sys.modules:
         return 0
     try:
-        import uwsgi  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        import uwsgi  # type: ignore[import-not-found,import-untyped,unused-ignore]  # exists in uWSGI processes only
     except ImportError:
         return 0
     return int(uwsgi.masterpid() or 0)

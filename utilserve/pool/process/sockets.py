@@ -39,7 +39,7 @@ def limit_sends(sock: socket.socket) -> socket.socket:
 
 
 def hang_up(sock: socket.socket) -> None:
-    """Shut both directions, waking the peer and any reader of ``sock`` with end of file; a socket already gone is fine."""
+    """Shut both directions, waking the peer and any reader of ``sock`` with end of file; a closed one is fine."""
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:

@@ -54,7 +54,7 @@ def importable_target(model_cls: type[Model], name: str) -> str:
 
 
 def import_path_arg() -> str:
-    """This process's import paths, made absolute, as the JSON a child interpreter passes to :func:`adopt_import_path`."""
+    """This process's import paths, made absolute, as JSON for a child's :func:`adopt_import_path`."""
     return json.dumps([os.path.abspath(entry) if entry else os.getcwd() for entry in sys.path])
 
 

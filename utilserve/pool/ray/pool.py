@@ -235,13 +235,14 @@ class RayPool(Pool):
             response.cancel()  # type: ignore[no-untyped-call]  # Ray leaves DeploymentResponse.cancel unannotated
             raise
         except TimeoutError:
-            response.cancel()  # type: ignore[no-untyped-call]  # as above
+            response.cancel()  # type: ignore[no-untyped-call]  # Ray leaves DeploymentResponse.cancel unannotated
             raise HTTPError(504, f"model {self.name} did not answer within {timeout_s:g} s") from None
         except Exception as exc:  # noqa: BLE001 - every Ray failure becomes an HTTP error
             raise self._http_error(exc) from None
         if isinstance(outcome, HTTPError):
             raise outcome
-        return outcome  # type: ignore[no-any-return]
+        output: BaseModel = outcome
+        return output
 
     def _settle(self, future: Future[BaseModel], task: asyncio.Task[BaseModel]) -> None:
         self._tasks.discard(task)

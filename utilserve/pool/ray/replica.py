@@ -32,9 +32,9 @@ class Replica:
         self._name = name
         self._model = model_cls()
         self._model.setup()
-        # @serve.batch's documented setters, missing from its type hints
-        self.predict_batch.set_max_batch_size(model_cls.max_batch_size)  # type: ignore[attr-defined]
-        self.predict_batch.set_batch_wait_timeout_s(model_cls.max_wait_ms / 1000)  # type: ignore[attr-defined]
+        batch = self.predict_batch
+        batch.set_max_batch_size(model_cls.max_batch_size)  # type: ignore[attr-defined]  # documented, not typed
+        batch.set_batch_wait_timeout_s(model_cls.max_wait_ms / 1000)  # type: ignore[attr-defined]  # as above
 
     async def __call__(self, item: BaseModel, deadline: float) -> Outcome:
         """One item in, its ``Output`` or ``HTTPError`` out (returned, not raised: it is an answer)."""

@@ -46,7 +46,7 @@ class WorkerConnections:
         self._spin = spin_budget()
 
     def submit(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Future[Any]:
-        """Send ``item`` to a worker over its shared connection; the future resolves to the ``Output`` or an ``HTTPError``."""
+        """Send ``item`` to a worker over its shared connection: a future of the ``Output`` or an ``HTTPError``."""
         payload = pack(item)
         pid, path = self._pick(name, workers)
         self._count(path, 1)
@@ -69,7 +69,7 @@ class WorkerConnections:
             self._count(path, -1)
 
     def sync(self, name: str, timeout: float) -> bool:
-        """A round trip over each shared connection of ``name``: every item sent on them before is queued in its worker."""
+        """A round trip over each shared connection of ``name``: every item sent on them before is now queued."""
         with self._lock:
             shared = [connection for connection in self._shared.values() if connection.name == name]
         return all(connection.ping(timeout) for connection in shared)

@@ -1,4 +1,4 @@
-"""``python -m utilserve.pool.process.supervisor``: the supervisor process a web worker starts (see ``..client.launch``)."""
+"""``python -m utilserve.pool.process.supervisor``: the supervisor, as a web worker starts it (``..client.launch``)."""
 
 from __future__ import annotations
 
