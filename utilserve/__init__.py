@@ -3,7 +3,8 @@
 from typing import TYPE_CHECKING, Any
 
 from . import api
-from .api import API, HTTPError, UploadFile
+from .api import API, UploadFile
+from .errors import HTTPError
 from .http import Request, Response
 from .pool import Model, ModelHandle
 from .service import Service, current
