@@ -34,6 +34,5 @@ model), :mod:`.spin` (polling before sleeping).
 """
 
 from .pool import ProcessPool
-from .rendezvous import SOCKET_ENV
 
-__all__ = ["SOCKET_ENV", "ProcessPool"]
+__all__ = ["ProcessPool"]
