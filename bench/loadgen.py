@@ -1,81 +1,68 @@
-"""wrk against a server: its report, and the CPU that the server, wrk and the rest of the machine spent meanwhile."""
+"""A server, and wrk against it: wrk's report, and the CPU that the server, wrk and the rest of the machine spent."""
 
+import itertools
 import os
 import re
 import resource
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import Server
+from tests.support.servers import ROOT, Server, free_port
 
+UVICORN = (
+    "{python} -m uvicorn {app} --host 127.0.0.1 --port {port} --no-access-log --loop uvloop --http httptools "
+    "--log-level warning"
+)
+FAILED = (RuntimeError, ValueError, subprocess.TimeoutExpired)  # a server that failed to start or to serve
 _MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
 @dataclass(frozen=True)
 class Load:
-    """One wrk run: what ``wrk --latency`` reports, and the CPU seconds spent during it."""
+    """One wrk run: what ``wrk --latency`` reports, and the CPU spent during it."""
 
     connections: int
     rps: float
     p50_ms: float
     p99_ms: float
-    requests: int
     errors: int  # non-2xx/3xx answers + socket errors
     ended_at: float  # wall clock
     wall_s: float
-    server_cpu_s: float
-    wrk_cpu_s: float
-    machine_cpu_s: float  # every CPU of the machine: the server's, wrk's and other work's
+    server_us_per_request: float  # the server's CPU time per request
+    server_cpu: float  # CPU seconds per wall second, as the next two: 1.0 is one CPU busy
+    wrk_cpu: float
+    other_cpu: float  # the rest of the machine: other work, and the bench itself
 
-    @property
-    def server_us_per_request(self) -> float:
-        return self.server_cpu_s / max(self.requests, 1) * 1e6
-
-    @property
-    def server_cpu(self) -> float:
-        """CPU seconds per wall second, as the next two: 1.0 is one CPU busy."""
-        return self.server_cpu_s / self.wall_s
-
-    @property
-    def wrk_cpu(self) -> float:
-        return self.wrk_cpu_s / self.wall_s
-
-    @property
-    def other_cpu(self) -> float:
-        """The rest of the machine: other work, and the bench itself."""
-        return max(0.0, self.machine_cpu_s / self.wall_s - self.server_cpu - self.wrk_cpu)
+    def summary(self) -> str:
+        """One line for the console."""
+        return (
+            f"{self.rps:8.0f} req/s  p50 {self.p50_ms:6.2f} ms  p99 {self.p99_ms:7.2f} ms  "
+            f"CPU server {self.server_cpu:.2f} ({self.server_us_per_request:.0f} µs/req) "
+            f"wrk {self.wrk_cpu:.2f} other {self.other_cpu:.2f}" + (f"  {self.errors} ERRORS" if self.errors else "")
+        )
 
 
-def run(
-    server: Server,
-    path: str,
-    connections: int,
-    duration: int,
-    timeout: int,
-    script: Path | None = None,
-    cpus: str | None = None,
-) -> Load:
-    """``wrk --latency`` for ``duration`` whole seconds, on ``cpus`` only if given; RuntimeError if it failed."""
-    argv = [
-        "wrk",
-        f"-t{min(2, connections)}",
-        f"-c{connections}",
-        f"-d{duration}s",
-        "--latency",
-        f"--timeout={timeout}s",
-        *(["-s", str(script)] if script else []),
-        server.url + path,
-    ]
+def server(command: str, app: str = "", cwd: Path | str = ROOT) -> Server:
+    """A server on a free port: ``command`` is ``NAME=value ... argv``, {python} {root} {port} {app} filled in."""
+    port = free_port()
+    words = [word.format(python=sys.executable, root=ROOT, port=port, app=app) for word in command.split()]
+    assignments = list(itertools.takewhile(lambda word: "=" in word, words))
+    return Server(words[len(assignments) :], port, dict(word.split("=", 1) for word in assignments), cwd)
+
+
+def run(server: Server, path: str, n: int, duration: int, timeout: int, script: str = "", cpus: str = "") -> Load:
+    """``wrk --latency`` with ``n`` connections for ``duration`` whole seconds, on ``cpus`` only if given, with the Lua
+    ``script`` if given; RuntimeError if it failed."""
+    taskset = f"taskset -c {cpus} " if cpus else ""
+    argv = f"{taskset}wrk -t{min(2, n)} -c{n} -d{duration}s --latency --timeout={timeout}s".split()
+    argv += ["-s", script] if script else []
     server_cpu, machine_cpu = server.cpu_seconds(), _machine_cpu_seconds()
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     done = subprocess.run(
-        (["taskset", "-c", cpus] if cpus else []) + argv,
-        capture_output=True,
-        text=True,
-        timeout=duration + timeout + 30,
-        check=False,
+        [*argv, server.url + path], capture_output=True, text=True, timeout=duration + timeout + 30, check=False
     )
     wall, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or "Requests/sec:" not in done.stdout:
@@ -91,18 +78,20 @@ def run(
         return float(number) * _MS[unit]
 
     errors = re.findall(r"(?:Non-2xx or 3xx responses:|connect|read|write|timeout) (\d+)", done.stdout)
+    server_s, requests = server.cpu_seconds() - server_cpu, int(find(r"(\d+) requests in")[0])
+    wrk_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return Load(
-        connections=connections,
+        connections=n,
         rps=float(find(r"Requests/sec:\s+([\d.]+)")[0]),
         p50_ms=latency_ms(50),
         p99_ms=latency_ms(99),
-        requests=int(find(r"(\d+) requests in")[0]),
         errors=sum(map(int, errors)),
         ended_at=time.time(),
         wall_s=wall,
-        server_cpu_s=server.cpu_seconds() - server_cpu,
-        wrk_cpu_s=after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-        machine_cpu_s=_machine_cpu_seconds() - machine_cpu,
+        server_us_per_request=server_s / max(requests, 1) * 1e6,
+        server_cpu=server_s / wall,
+        wrk_cpu=wrk_s / wall,
+        other_cpu=max(0.0, (_machine_cpu_seconds() - machine_cpu - server_s - wrk_s) / wall),
     )
 
 

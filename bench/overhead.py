@@ -1,9 +1,6 @@
 """Adapter overhead: utilserve hello-world vs each framework's native hello-world, under the same server.
 
-    python -m bench.overhead [--backends flask,starlette,...] [--duration 5] [--runs 3] [--connections 64]
-                             [--warmup 1] [--no-pin] [--no-write]
-
-A row per backend whose adapter ``utilserve/backends/<name>.py`` exists. A
+A row per backend of ``utilserve/backends/`` whose framework is installed. A
 fresh server per app and run, one at a time, in alternating order, so that
 drift in other work on the machine weighs on both apps alike.
 """
@@ -16,11 +13,10 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from tests.support.servers import ROOT, Server, exit_on_sigterm, free_port, request
+from tests.support.servers import exit_on_sigterm, request
 
 from . import loadgen, report
 from .loadgen import Load
@@ -30,54 +26,20 @@ TARGET_RATIO = 0.90
 WRK_TIMEOUT_S = 5
 US_APP = "bench.apps.us_hello:app"
 CPU = "server_us_per_request"  # the measure least sensitive to other work on the machine
-LIBRARIES = [
-    "utilserve",
-    "starlette",
-    "fastapi",
-    "Flask",
-    "Werkzeug",
-    "Django",
-    "falcon",
-    "sanic",
-    "tornado",
-    "uvicorn",
-    "gunicorn",
-    "httptools",
-    "uvloop",
-    "pydantic",
-    "pydantic_core",
-]
-
-
-@dataclass(frozen=True)
-class ServerKind:
-    name: str  # in the table
-    argv: str  # the same for both apps of a row, with {python}, {app} and {port} filled in
-    wsgi: bool  # endpoints are ``def``, else ``async def``, in both apps
-
-
-SERVERS = {
-    "uvicorn": ServerKind(
-        "uvicorn",
-        "{python} -m uvicorn {app} --host 127.0.0.1 --port {port} --no-access-log "
-        "--loop uvloop --http httptools --log-level warning",
-        wsgi=False,
+LIBRARIES = (
+    "utilserve starlette fastapi Flask Werkzeug Django falcon sanic tornado uvicorn gunicorn httptools uvloop pydantic "
+    "pydantic_core"
+)
+SERVERS = {  # by name in the table: the same argv for both apps of a row, with {python}, {app} and {port} filled in
+    "uvicorn": loadgen.UVICORN,
+    "gunicorn gthread": (
+        "{python} -m gunicorn -k gthread -w 1 --threads 8 -b 127.0.0.1:{port} --graceful-timeout 5 --log-level warning "
+        "{app}"
     ),
-    "gunicorn": ServerKind(
-        "gunicorn gthread",
-        "{python} -m gunicorn -k gthread -w 1 --threads 8 -b 127.0.0.1:{port} "
-        "--graceful-timeout 5 --log-level warning {app}",
-        wsgi=True,
-    ),
-    "sanic": ServerKind(
-        "sanic",
-        "{python} -m sanic {app} --host 127.0.0.1 --port {port} --single-process --no-access-logs --no-motd",
-        wsgi=False,
-    ),
-    "tornado": ServerKind(
-        "tornado", "{python} -m bench.apps.tornado_server {app} --host 127.0.0.1 --port {port}", wsgi=False
-    ),
+    "sanic": "{python} -m sanic {app} --host 127.0.0.1 --port {port} --single-process --no-access-logs --no-motd",
+    "tornado": "{python} -m bench.apps.tornado_server {app} --host 127.0.0.1 --port {port}",
 }
+WSGI = {"gunicorn gthread"}  # servers whose apps, both, have ``def`` endpoints, not ``async def``
 
 
 @dataclass(frozen=True)
@@ -91,10 +53,10 @@ class Variant:
 VARIANTS = [
     Variant("starlette", "starlette", "uvicorn", "bench.apps.native_starlette:app"),
     Variant("fastapi", "fastapi", "uvicorn", "bench.apps.native_fastapi:app"),
-    Variant("flask", "flask", "gunicorn", "bench.apps.native_flask:app"),
-    Variant("django-wsgi", "django", "gunicorn", "bench.apps.native_django:wsgi_app"),
+    Variant("flask", "flask", "gunicorn gthread", "bench.apps.native_flask:app"),
+    Variant("django-wsgi", "django", "gunicorn gthread", "bench.apps.native_django:wsgi_app"),
     Variant("django-asgi", "django", "uvicorn", "bench.apps.native_django:asgi_app"),
-    Variant("falcon-wsgi", "falcon", "gunicorn", "bench.apps.native_falcon:wsgi_app"),
+    Variant("falcon-wsgi", "falcon", "gunicorn gthread", "bench.apps.native_falcon:wsgi_app"),
     Variant("falcon-asgi", "falcon", "uvicorn", "bench.apps.native_falcon:asgi_app"),
     Variant("sanic", "sanic", "sanic", "bench.apps.native_sanic:app"),
     Variant("tornado", "tornado", "tornado", "bench.apps.native_tornado:app"),
@@ -124,16 +86,11 @@ class Row:
         if not (self.native and self.utilserve):
             return ["-", "-", "-", "failed: see below", "", "", "", ""]
         paired = statistics.median(u.rps / n.rps for n, u in zip(self.native, self.utilserve, strict=False))
-        return [
-            f"{self.median('native', 'rps'):,.0f}",
-            f"{self.median('utilserve', 'rps'):,.0f}",
-            f"**{self.ratio:.2f}**" + ("" if self.ratio >= TARGET_RATIO else " ⚠"),
-            self.both("p50_ms", ".2f"),
-            self.both("p99_ms", ".2f"),
-            f"{paired:.2f}",
-            self.both(CPU, ".0f"),
-            f"{self.median('native', CPU) / self.median('utilserve', CPU):.2f}",
-        ]
+        rps = [f"{self.median(side, 'rps'):,.0f}" for side in ("native", "utilserve")]
+        ratio = f"**{self.ratio:.2f}**" + ("" if self.ratio >= TARGET_RATIO else " ⚠")
+        latency = [self.both(metric, ".2f") for metric in ("p50_ms", "p99_ms")]
+        cpu = self.median("native", CPU) / self.median("utilserve", CPU)
+        return [*rps, ratio, *latency, f"{paired:.2f}", self.both(CPU, ".0f"), f"{cpu:.2f}"]
 
 
 def answers_hello(port: int) -> bool:
@@ -145,32 +102,25 @@ def answers_hello(port: int) -> bool:
 
 
 def measure(variant: Variant, args: argparse.Namespace) -> Row:
-    row, kind = Row(variant), SERVERS[variant.server]
-    env = {"UTILSERVE_BACKEND": variant.backend, "UTILSERVE_ASYNCHRONOUS": "0" if kind.wsgi else "1"}
+    row, taskset = Row(variant), f"taskset -c {args.server_cpus}" if args.server_cpus else ""
+    env = f"UTILSERVE_BACKEND={variant.backend} UTILSERVE_ASYNCHRONOUS={0 if variant.server in WSGI else 1}"
     for run in range(args.runs):
         for side in ["native", "utilserve"] if run % 2 == 0 else ["utilserve", "native"]:
-            port = free_port()
             app = variant.native if side == "native" else US_APP
-            argv = [part.format(python=sys.executable, app=app, port=port) for part in kind.argv.split()]
-            server = Server((["taskset", "-c", args.server_cpus] if args.server_cpus else []) + argv, port, env)
+            server = loadgen.server(f"{env} {taskset} {SERVERS[variant.server]}", app)
             try:
-                server.start(60, probe=functools.partial(answers_hello, port))
+                server.start(60, probe=functools.partial(answers_hello, server.port))
                 if args.warmup:
                     loadgen.run(server, "/hello", args.connections, args.warmup, WRK_TIMEOUT_S, cpus=args.wrk_cpus)
                 load = loadgen.run(server, "/hello", args.connections, args.duration, WRK_TIMEOUT_S, cpus=args.wrk_cpus)
-            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
+            except loadgen.FAILED as error:
                 row.error = f"{side}: {str(error).strip()}"
                 print(f"  {variant.label} {side}: FAILED\n{error}", file=sys.stderr, flush=True)
                 return row
             finally:
                 server.stop(10)
             getattr(row, side).append(load)
-            print(
-                f"  {variant.label:12} run {run + 1}/{args.runs} {side:9} {load.rps:10.0f} req/s  "
-                f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms  server CPU {load.server_us_per_request:.0f} "
-                "us/req",
-                flush=True,
-            )
+            print(f"  {variant.label:12} run {run + 1}/{args.runs} {side:9} {load.summary()}", flush=True)
             if load.errors:
                 row.error = f"{side}: wrk saw {load.errors} non-2xx/socket errors"
     return row
@@ -179,6 +129,8 @@ def measure(variant: Variant, args: argparse.Namespace) -> Row:
 def render(
     rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
 ) -> list[str]:
+    pinning = f"server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
+    used = dict.fromkeys(row.variant.server for row in rows)  # the servers, in the order of the rows
     below = [row.variant.label for row in rows if row.native and row.utilserve and row.ratio < TARGET_RATIO]
     lines = [
         "utilserve hello-world (`bench/apps/us_hello.py`) against the same framework's native hello-world "
@@ -196,33 +148,16 @@ def render(
         f"- utilserve source: {report.source_state(['utilserve'])}",
         f"- 1-minute load average at start / end: {load[0]} / {load[1]} (other work on the machine adds noise; "
         "the order alternates and medians are taken to even it out)",
-        "- One server process (WSGI: one gunicorn gthread worker with 8 threads) so that a core is left to wrk"
-        + (
-            f"; server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
-            if args.server_cpus
-            else "; no CPU pinning."
-        ),
+        "- One server process (WSGI: one gunicorn gthread worker with 8 threads) so that a core is left to wrk; "
+        + (pinning if args.server_cpus else "no CPU pinning."),
         "- Servers, the same argv for both apps of a row (`{app}` is the row's native app, listed with the "
         "per-run numbers below, or `bench.apps.us_hello:app`):",
-        *(
-            f"  - {SERVERS[key].name}: `{SERVERS[key].argv.replace('{python}', 'python')}`"
-            for key in dict.fromkeys(row.variant.server for row in rows)
-        ),
+        *(f"  - {name}: `{SERVERS[name].replace('{python}', 'python')}`" for name in used),
         "",
         *report.table(
-            [
-                "backend",
-                "server",
-                "native req/s:",
-                "utilserve req/s:",
-                "ratio:",
-                "p50 native / utilserve (ms)",
-                "p99 native / utilserve (ms)",
-                "paired ratio:",
-                "server CPU µs/req native / utilserve",
-                "CPU ratio:",
-            ],
-            [[row.variant.label, SERVERS[row.variant.server].name, *row.cells()] for row in rows],
+            "backend | server | native req/s: | utilserve req/s: | ratio: | p50 native / utilserve (ms) | "
+            "p99 native / utilserve (ms) | paired ratio: | server CPU µs/req native / utilserve | CPU ratio:",
+            [[row.variant.label, row.variant.server, *row.cells()] for row in rows],
         ),
         "",
         f"Target: ratio utilserve/native ≥ {TARGET_RATIO:.2f}."
@@ -239,52 +174,34 @@ def render(
         "",
     ]
     for row in rows:
-        pairs = "; ".join(f"{n.rps:,.0f} → {u.rps:,.0f}" for n, u in zip(row.native, row.utilserve, strict=False))
-        endpoints = "def" if SERVERS[row.variant.server].wsgi else "async def"
-        lines.append(
-            f"- {row.variant.label} (native `{row.variant.native}`, `{endpoints}` endpoints): "
-            + (pairs or "no complete run")
-        )
-    if problems := [f"- {row.variant.label}: {row.error.splitlines()[0]}" for row in rows if row.error]:
-        lines += ["", "Problems:", "", *problems]
-    if skipped:
-        lines += [
-            "",
-            "Not measured (no adapter module `utilserve/backends/<name>.py` yet, or framework not "
-            f"installed): {', '.join(skipped)}.",
-        ]
-    return lines
+        runs = zip(row.native, row.utilserve, strict=False)
+        pairs = "; ".join(f"{n.rps:,.0f} → {u.rps:,.0f}" for n, u in runs) or "no complete run"
+        endpoints = "def" if row.variant.server in WSGI else "async def"
+        lines.append(f"- {row.variant.label} (native `{row.variant.native}`, `{endpoints}` endpoints): {pairs}")
+    problems = [f"- {row.variant.label}: {row.error.splitlines()[0]}" for row in rows if row.error]
+    lines += report.block("Problems:", problems)
+    return lines + (["", f"Not measured (framework not installed): {', '.join(skipped)}."] if skipped else [])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.overhead", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backends", type=lambda text: text.lower().split(","), default=BACKENDS)
+    parser = report.parser("bench.overhead", __doc__)
+    report.add_names(parser, "--backends", BACKENDS)
     parser.add_argument("--duration", type=int, default=5, help="whole seconds of load per wrk run")
     parser.add_argument("--runs", type=int, default=3, help="runs per app, alternating order")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c")
     parser.add_argument("--warmup", type=int, default=1, help="whole seconds of unmeasured load before each run")
-    parser.add_argument(
-        "--pin",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the server on the first CPU, wrk on the others (with 2+ CPUs and taskset)",
-    )
-    parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True, help="pin the server to CPU 0")
     args = parser.parse_args()
-    if unknown := sorted(set(args.backends) - set(BACKENDS)):
-        parser.error(f"unknown backends {unknown}: choose from {','.join(BACKENDS)}")
     cpus = sorted(os.sched_getaffinity(0))
     pin = args.pin and len(cpus) >= 2 and shutil.which("taskset") is not None
-    args.server_cpus, args.wrk_cpus = (str(cpus[0]), ",".join(map(str, cpus[1:]))) if pin else (None, None)
+    args.server_cpus, args.wrk_cpus = (str(cpus[0]), ",".join(map(str, cpus[1:]))) if pin else ("", "")
 
     exit_on_sigterm()
     started, load_start, rows, skipped = dt.datetime.now().astimezone(), report.loadavg(), [], []
     for backend in args.backends:
-        if not (ROOT / "utilserve" / "backends" / f"{backend}.py").is_file() or not importlib.util.find_spec(backend):
+        if not importlib.util.find_spec(backend):
             skipped.append(backend)
-            print(f"skip {backend}: no utilserve/backends/{backend}.py, or {backend} is not installed", flush=True)
+            print(f"skip {backend}: not installed", flush=True)
             continue
         for variant in (v for v in VARIANTS if v.backend == backend):
             print(f"{variant.label} under {variant.server}", flush=True)

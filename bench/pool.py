@@ -1,8 +1,5 @@
 """Model pool: the toy model of examples/batched.py served over HTTP by utilserve's pools, LitServe and Ray Serve.
 
-    python -m bench.pool [--rows utilserve-starlette,...] [--concurrency 1,32,128] [--runs 3] [--duration 8]
-                         [--no-write]
-
 Each batch of up to 32 items costs 10 ms whatever its size, so no server
 answers more than 3,200 items/s: the ratio to that limit says how much of the
 batcher's capacity a stack delivers. One server at a time, so that none takes
@@ -11,22 +8,20 @@ CPU from another. Adding a row is one ``Row`` in ``ROWS``.
 
 import argparse
 import datetime as dt
-import functools
 import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tests.support.servers import ROOT, Server, exit_on_sigterm, free_port, request
+from tests.support.servers import ROOT, exit_on_sigterm, request
 
 from . import loadgen, report
-from .loadgen import Load
+from .loadgen import UVICORN, Load
 
 SECTION = "## Model pool"
 LIMIT = 3200.0  # items/s: 32 items per 10 ms batch
@@ -37,23 +32,7 @@ WARMUP_S = 2
 WRK_TIMEOUT_S = 10
 MODEL_APP = "examples.batched:app"
 SOURCES = ["utilserve", "examples"]
-LIBRARIES = [
-    "utilserve",
-    "litserve",
-    "ray",
-    "uvicorn",
-    "gunicorn",
-    "starlette",
-    "Flask",
-    "fastapi",
-    "uvloop",
-    "httptools",
-    "pydantic",
-]
-UVICORN = (
-    "{python} -m uvicorn {app} --host 127.0.0.1 --port {port} --no-access-log --loop uvloop --http httptools "
-    "--log-level warning"
-)
+LIBRARIES = "utilserve litserve ray uvicorn gunicorn starlette Flask fastapi uvloop httptools pydantic"
 GUNICORN_GTHREAD = (
     "{python} -m gunicorn -k gthread -w 1 --threads 160 -b 127.0.0.1:{port} --graceful-timeout 5 "
     "--log-level warning {app}"
@@ -69,78 +48,60 @@ class Row:
     """A server serving the toy model at ``POST /double``, ``{"x": 2}`` -> ``{"y": 4.0}``."""
 
     name: str  # --rows key
-    label: str  # first column
     stack: str  # server and pool, in words
-    argv: str  # with {python}, {root}, {port} and {app} filled in
-    env: str  # NAME=value ...
-    requires: tuple[str, ...]  # top-level packages; the row is skipped without them
-    utilserve: bool = False  # held to the targets
-    start_timeout: float = 60.0
+    command: str  # NAME=value ... argv, as in a shell, with {python}, {root}, {port} and {app} filled in
+    requires: str  # top-level packages, space-separated; the row is skipped without them
+    label: str = "utilserve"  # first column; utilserve's rows are held to the targets
+    start_timeout: float = 90.0
     stop_timeout: float = 15.0  # for the first process after SIGTERM, then for the rest
     app: str = MODEL_APP
 
     def missing(self) -> list[str]:
         """The packages the row needs that are not installed."""
-        return [package for package in self.requires if importlib.util.find_spec(package) is None]
+        return [package for package in self.requires.split() if importlib.util.find_spec(package) is None]
 
 
 ROWS = [
     Row(
         "utilserve-starlette",
-        "utilserve",
         "starlette, uvicorn (1 process, uvloop, httptools); thread pool",
-        UVICORN,
-        "UTILSERVE_BACKEND=starlette UTILSERVE_POOL=thread",
-        ("starlette", "uvicorn"),
-        utilserve=True,
+        f"UTILSERVE_BACKEND=starlette UTILSERVE_POOL=thread {UVICORN}",
+        "starlette uvicorn",
     ),
     Row(
         "utilserve-flask",
-        "utilserve",
         "flask, gunicorn gthread (1 worker, 160 threads); thread pool",
-        GUNICORN_GTHREAD,
-        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=thread",
-        ("flask", "gunicorn"),
-        utilserve=True,
+        f"UTILSERVE_BACKEND=flask UTILSERVE_POOL=thread {GUNICORN_GTHREAD}",
+        "flask gunicorn",
     ),
     Row(
         "utilserve-flask-process",
-        "utilserve",
         "flask, gunicorn gthread (4 workers x 40 threads, deploy/gunicorn.conf.py); one shared process pool",
-        GUNICORN_SHARED,
-        "UTILSERVE_BACKEND=flask UTILSERVE_POOL=process",
-        ("flask", "gunicorn"),
-        utilserve=True,
-        start_timeout=90,
+        f"UTILSERVE_BACKEND=flask UTILSERVE_POOL=process {GUNICORN_SHARED}",
+        "flask gunicorn",
     ),
     Row(
         "utilserve-starlette-ray",
-        "utilserve",
         "starlette, uvicorn (1 process, uvloop, httptools); Ray pool (1 replica, local Ray started by the server)",
-        UVICORN,
-        "UTILSERVE_BACKEND=starlette UTILSERVE_POOL=ray RAY_USAGE_STATS_ENABLED=0",
-        ("starlette", "uvicorn", "ray"),
-        utilserve=True,
+        f"UTILSERVE_BACKEND=starlette UTILSERVE_POOL=ray RAY_USAGE_STATS_ENABLED=0 {UVICORN}",
+        "starlette uvicorn ray",
         start_timeout=180,
         stop_timeout=40,
     ),
     Row(
         "litserve",
-        "LitServe",
         "1 API server process + 1 inference worker (cpu); max_batch_size=32, batch_timeout=0.005",
-        "{python} -m bench.apps.pool_litserve --port {port}",
-        "LITSERVE_DISABLE_TELEMETRY=1",
-        ("litserve",),
-        start_timeout=90,
+        "LITSERVE_DISABLE_TELEMETRY=1 {python} -m bench.apps.pool_litserve --port {port}",
+        "litserve",
+        label="LitServe",
     ),
     Row(
         "ray",
-        "Ray Serve",
         "HTTP proxy + 1 replica; @serve.batch(32, 0.005 s), max_ongoing_requests=128; "
         "time.sleep in the async batch method",
-        "{python} -m bench.apps.pool_ray --port {port}",
-        "RAY_USAGE_STATS_ENABLED=0",
-        ("ray",),
+        "RAY_USAGE_STATS_ENABLED=0 {python} -m bench.apps.pool_ray --port {port}",
+        "ray",
+        label="Ray Serve",
         start_timeout=180,
         stop_timeout=40,
     ),
@@ -170,30 +131,23 @@ def doubles(port: int) -> bool:
 
 def measure(row: Row, concurrency: Sequence[int], duration: int, runs: int) -> Result:
     """Serve ``row``; per concurrency a warm-up, then ``runs`` loads back to back. The server stops whatever happens."""
-    result, port = Result(row), free_port()
-    argv = [part.format(python=sys.executable, root=ROOT, port=port, app=row.app) for part in row.argv.split()]
+    result, script = Result(row), str(ROOT / "bench" / "wrk" / "post_double.lua")
     cwd = tempfile.mkdtemp(prefix="bench-pool-")  # LitServe and Ray write files into theirs
-    server = Server(argv, port, dict(pair.split("=", 1) for pair in row.env.split()), cwd)
-    script, started = ROOT / "bench" / "wrk" / "post_double.lua", time.monotonic()
+    server, started = loadgen.server(row.command, row.app, cwd), time.monotonic()
     try:
-        server.start(row.start_timeout, probe=functools.partial(doubles, port))
+        server.start(row.start_timeout, probe=lambda: doubles(server.port))
         result.startup_s = time.monotonic() - started
-        print(f"  ready in {result.startup_s:.1f}s on port {port} ({len(server.members())} processes)", flush=True)
+        print(f"  ready in {result.startup_s:.1f}s: port {server.port}, {len(server.members())} processes", flush=True)
         for n in concurrency:
             loadgen.run(server, "/double", n, WARMUP_S, WRK_TIMEOUT_S, script)
             loads = [loadgen.run(server, "/double", n, duration, WRK_TIMEOUT_S, script) for _ in range(runs)]
             for load in loads:
-                print(
-                    f"  c={n:<4} {load.rps:8.0f} req/s  ratio {ratio(load):.2f}  p50 {load.p50_ms:6.2f} ms  "
-                    f"p99 {load.p99_ms:7.2f} ms  CPU server {load.server_cpu:.2f} wrk {load.wrk_cpu:.2f} "
-                    f"other {load.other_cpu:.2f}" + (f"  {load.errors} ERRORS" if load.errors else ""),
-                    flush=True,
-                )
+                print(f"  c={n:<4} {load.summary()}  ratio {ratio(load):.2f}", flush=True)
                 if load.errors:
                     result.error = f"c={n}: wrk saw {load.errors} non-2xx/socket errors"
             result.runs[n] = [load.rps for load in loads]
             result.loads.append(sorted(loads, key=lambda load: load.rps)[(runs - 1) // 2])
-    except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
+    except loadgen.FAILED as error:
         result.error = str(error).strip()
         print(f"  {row.name}: FAILED\n{error}", file=sys.stderr, flush=True)
     finally:
@@ -205,34 +159,30 @@ def measure(row: Row, concurrency: Sequence[int], duration: int, runs: int) -> R
     return result
 
 
-LOAD_COLUMNS = ["N:", "req/s:", "p50 ms:", "p99 ms:", "ratio to 3,200/s:", "CPU server / wrk / other"]
+LOAD_COLUMNS = "N: | req/s: | p50 ms: | p99 ms: | ratio to 3,200/s: | CPU server / wrk / other"
 
 
 def load_cells(load: Load) -> list[str]:
-    return [
-        str(load.connections),
-        f"{load.rps:,.0f}",
-        f"{load.p50_ms:.2f}",
-        f"{load.p99_ms:.2f}",
-        f"**{ratio(load):.2f}**",
-        f"{load.server_cpu:.2f} / {load.wrk_cpu:.2f} / {load.other_cpu:.2f}",
-    ]
+    """The cells of LOAD_COLUMNS."""
+    latency = [f"{load.p50_ms:.2f}", f"{load.p99_ms:.2f}"]
+    cpu = f"{load.server_cpu:.2f} / {load.wrk_cpu:.2f} / {load.other_cpu:.2f}"
+    return [str(load.connections), f"{load.rps:,.0f}", *latency, f"**{ratio(load):.2f}**", cpu]
 
 
 def targets(results: list[Result]) -> list[str]:
     """Whether each utilserve row met its targets."""
     lines = []
-    for result in (r for r in results if r.row.utilserve):
+    for result in (r for r in results if r.row.label == "utilserve"):
         by_n, where = {load.connections: load for load in result.loads}, result.row.stack.split(";")[0]
         if load := by_n.get(TARGET_CONCURRENCY):
             lines.append(
                 f"- utilserve ({where}) at c={TARGET_CONCURRENCY}: {ratio(load):.2f} of the limit, target ≥ "
-                f"{TARGET_RATIO:.2f}: " + ("met." if ratio(load) >= TARGET_RATIO else "**missed**.")
+                f"{TARGET_RATIO:.2f}: {report.verdict(ratio(load) >= TARGET_RATIO)}"
             )
         if load := by_n.get(1):
             lines.append(
                 f"- utilserve ({where}) at c=1: p50 {load.p50_ms:.2f} ms, target ≤ {TARGET_P50_MS:.0f} ms: "
-                + ("met." if load.p50_ms <= TARGET_P50_MS else "**missed**.")
+                f"{report.verdict(load.p50_ms <= TARGET_P50_MS)}"
             )
     return lines or [f"- (c=1 and c={TARGET_CONCURRENCY} were not both measured for a utilserve row)"]
 
@@ -240,27 +190,20 @@ def targets(results: list[Result]) -> list[str]:
 def render(
     results: list[Result], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
 ) -> list[str]:
-    found = report.versions(LIBRARIES)
-    rows = []
+    found, rows = report.versions(LIBRARIES), []
     for result in results:
         cells = [load_cells(load) for load in result.loads] or [["-", "failed: see Problems", "", "", "", ""]]
-        rows += [
-            [*([result.row.label, result.row.stack] if index == 0 else ["", ""]), *cell]
-            for index, cell in enumerate(cells)
-        ]
+        rows += [[result.row.label, result.row.stack, *cells[0]], *(["", "", *cell] for cell in cells[1:])]
+    median = f"{args.runs} measurements back to back per cell, the median one (by req/s) shown"
+    left = "; ".join(f"{r.row.name}: {r.survivors}" for r in results if r.survivors)
     lines = [
         "The toy model of `examples/batched.py` (`Doubler`: each batch of up to 32 items costs 10 ms of "
         "`time.sleep`, whatever its size; so at most **3,200 items/s**) served over HTTP at `POST /double` "
         '(`{"x": 2}` → `{"y": 4.0}`) by each stack in turn, one server alive at a time. Load: '
         f"`wrk -t2 -c<N> -d{args.duration}s --latency -s bench/wrk/post_double.lua` (closed loop: N connections, "
         f"each sending its next request as soon as the last is answered; `-t1` at N=1) after a {WARMUP_S} s "
-        "warm-up at the same N"
-        + (
-            f"; {args.runs} measurements back to back per cell, the median one (by req/s) shown"
-            if args.runs > 1
-            else "; one measurement per cell"
-        )
-        + ". One item per request, so req/s = items/s; ratio = req/s ÷ 3,200.",
+        f"warm-up at the same N; {median if args.runs > 1 else 'one measurement per cell'}. One item per request, "
+        "so req/s = items/s; ratio = req/s ÷ 3,200.",
         "",
         *report.provenance(started),
         f"- Machine: {report.machine()}. wrk runs on the same CPUs as the server.",
@@ -268,69 +211,42 @@ def render(
         + ", ".join(f"{name} {version}" for name, version in found.items()),
         f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
         "",
-        *report.table(["stack", "server, pool", *LOAD_COLUMNS], rows),
+        *report.table(f"stack | server, pool | {LOAD_COLUMNS}", rows),
         "",
         "CPU server / wrk / other: CPU seconds per wall second during the measured load, of the server's processes "
         "(all of them: Ray's raylet, GCS, proxy and replica; LitServe's API server and worker), of wrk, and of "
         f"everything else on the machine (other work sharing it); the machine has {os.cpu_count()} CPUs in all.",
-        "",
-        "Targets:",
-        "",
-        *targets(results),
+        *report.block("Targets:", targets(results)),
         "",
         "Startup (launch to first successful POST): "
         + ", ".join(f"{r.row.name} {r.startup_s:.1f} s" for r in results if r.startup_s)
         + ". Every server was stopped after its row (SIGTERM, then SIGKILL to anything left in its session); "
-        + (
-            "processes left over: " + "; ".join(f"{r.row.name}: {r.survivors}" for r in results if r.survivors)
-            if any(r.survivors for r in results)
-            else "none was left over."
-        ),
+        + (f"processes left over: {left}" if left else "none was left over."),
     ]
-    if args.runs > 1:
-        lines += [
-            "",
-            "Per-run req/s:",
-            "",
-            *(
-                f"- {result.row.name} c={n}: " + ", ".join(f"{rps:,.0f}" for rps in rates)
-                for result in results
-                for n, rates in result.runs.items()
-            ),
-        ]
-    if problems := [f"- {r.row.name}: {r.error.splitlines()[0]}" for r in results if r.error]:
-        lines += ["", "Problems:", "", *problems]
+    per_run = [
+        f"- {r.row.name} c={n}: {', '.join(f'{rps:,.0f}' for rps in rates)}"
+        for r in results
+        for n, rates in r.runs.items()
+    ]
+    lines += report.block("Per-run req/s:", per_run if args.runs > 1 else [])
+    lines += report.block("Problems:", [f"- {r.row.name}: {r.error.splitlines()[0]}" for r in results if r.error])
     return lines + (["", "Not measured: " + "; ".join(skipped) + "."] if skipped else [])
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
-    """The options of the load, which ``bench.shared`` takes too."""
+    """The options of the load, which ``bench.shared`` and ``bench.diagnostics.pool`` take too."""
     parser.add_argument("--duration", type=int, default=8, help="whole seconds of measured load per cell")
     parser.add_argument(
-        "--concurrency",
-        type=lambda text: [int(n) for n in text.split(",")],
-        default=[1, 32, 128],
-        help="comma-separated wrk -c values (default 1,32,128)",
+        "--concurrency", type=lambda text: [int(n) for n in text.split(",")], default=[1, 32, 128], help="wrk -c values"
     )
     parser.add_argument("--runs", type=int, default=3, help="measurements per cell; the median is shown")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.pool", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--rows",
-        type=lambda text: text.split(","),
-        default=[row.name for row in ROWS],
-        help="comma-separated, from " + ",".join(row.name for row in ROWS),
-    )
+    parser = report.parser("bench.pool", __doc__)
+    report.add_names(parser, "--rows", [row.name for row in ROWS])
     add_load_options(parser)
-    parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     args = parser.parse_args()
-    if unknown := sorted(set(args.rows) - {row.name for row in ROWS}):
-        parser.error(f"unknown rows {unknown}")
-
     exit_on_sigterm()
     started, load_start, results, skipped = dt.datetime.now(dt.UTC), report.loadavg(), [], []
     for row in (row for row in ROWS if row.name in args.rows):

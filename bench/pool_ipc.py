@@ -1,12 +1,10 @@
 """Process-pool IPC: round trips of a tiny item, and large inputs out of band vs inside the pickle stream.
 
-    python -m bench.pool_ipc [--rounds 5000] [--large-rounds 20]
-
 One item at a time, from a bare socket echo (the floor) up to the full path to the model worker and back:
 each row's cost over the one before is the cost of one layer.
 """
 
-import argparse
+import functools
 import os
 import socket
 import statistics
@@ -65,44 +63,32 @@ def process_pool(handle: ModelHandle) -> ProcessPool:
 def small(rounds: int) -> list[tuple[str, float, float]]:
     """(row, p50 µs, p99 µs) of the tiny item's round trips."""
     item = Item(x=1)
+
+    def row(name: str, call: Callable[[], object]) -> tuple[str, float, float]:
+        return (name, *quantiles(call, rounds))
+
+    def blocking(name: str, handle: ModelHandle) -> tuple[str, float, float]:
+        """The row of ``handle``'s pool called, its caller blocked until the answer is back."""
+        assert handle._pool is not None
+        return row(name, functools.partial(handle._pool.call, item, TIMEOUT_S))
+
     rows = [("floor: bare socket echo to another process, no framing", *floor(rounds))]
     with ModelHandle(Echo, name="ipc-bench", pool="process") as handle:
         pool = process_pool(handle)
         workers = pool._supervisor().workers
         pool.submit(item, TIMEOUT_S).result()  # opens the shared connection that ``sync`` pings
-        rows += [
-            (
-                "transport: ping, web process <-> model worker",
-                *quantiles(lambda: workers.sync(handle.name, TIMEOUT_S), rounds),
-            ),
-            (
-                "pool: tiny item to the model worker and back, blocking caller",
-                *quantiles(lambda: pool.call(item, TIMEOUT_S), rounds),
-            ),
-            (
-                "pool: the same through a future (a reader thread resolves it)",
-                *quantiles(lambda: pool.submit(item, TIMEOUT_S).result(), rounds),
-            ),
-        ]
+        rows.append(row("transport: ping, web process <-> model worker", lambda: workers.sync(handle.name, TIMEOUT_S)))
+        rows.append(blocking("pool: tiny item to the model worker and back, blocking caller", handle))
+        future = "pool: the same through a future (a reader thread resolves it)"
+        rows.append(row(future, lambda: pool.submit(item, TIMEOUT_S).result()))
     os.environ[SPIN_ENV] = "0"  # for the model worker started next, and for this process as its caller
     try:
         with ModelHandle(Echo, name="ipc-bench-no-spin", pool="process") as handle:
-            pool = process_pool(handle)
-            rows.append(
-                (
-                    f"pool: blocking caller, {SPIN_ENV}=0 (no polling before sleeping)",
-                    *quantiles(lambda: pool.call(item, TIMEOUT_S), rounds),
-                )
-            )
+            rows.append(blocking(f"pool: blocking caller, {SPIN_ENV}=0 (no polling before sleeping)", handle))
     finally:
         del os.environ[SPIN_ENV]
     with ModelHandle(Echo, name="ipc-bench-thread", pool="thread") as handle:
-        rows.append(
-            (
-                "thread pool: same model in process, blocking caller",
-                *quantiles(lambda: handle._pool.call(item, TIMEOUT_S), rounds),
-            )
-        )
+        rows.append(blocking("thread pool: same model in process, blocking caller", handle))
     return rows
 
 
@@ -127,23 +113,18 @@ def large(rounds: int) -> list[tuple[int, float, float]]:
 
 
 def markdown(small_rows: list[tuple[str, float, float]], large_rows: list[tuple[int, float, float]]) -> list[str]:
+    small = [(name, f"{p50:.0f}", f"{p99:.0f}") for name, p50, p99 in small_rows]
+    large = [(f"{mib} MiB", f"{oob:.2f}", f"{inband:.2f}", f"{inband / oob:.2f}x") for mib, oob, inband in large_rows]
     return [
-        *report.table(
-            ["round trip", "p50 µs:", "p99 µs:"], [(name, f"{p50:.0f}", f"{p99:.0f}") for name, p50, p99 in small_rows]
-        ),
+        *report.table("round trip | p50 µs: | p99 µs:", small),
         "",
-        *report.table(
-            ["input size", "out of band, ms:", "in the pickle stream, ms:", "gain:"],
-            [(f"{mib} MiB", f"{oob:.2f}", f"{inband:.2f}", f"{inband / oob:.2f}x") for mib, oob, inband in large_rows],
-        ),
+        *report.table("input size | out of band, ms: | in the pickle stream, ms: | gain:", large),
         "",
     ]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.pool_ipc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = report.parser("bench.pool_ipc", __doc__, write=False)
     parser.add_argument("--rounds", type=int, default=5000, help="round trips per tiny-item row")
     parser.add_argument("--large-rounds", type=int, default=20, help="round trips per large-input size")
     args = parser.parse_args()

@@ -3,6 +3,7 @@
 The rest of the file stays as it is.
 """
 
+import argparse
 import contextlib
 import datetime as dt
 import os
@@ -20,13 +21,32 @@ from tests.support.servers import ROOT
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 
+def parser(module: str, doc: str | None, write: bool = True) -> argparse.ArgumentParser:
+    """The options of ``python -m MODULE``, its docstring as help; ``write`` adds ``--no-write``."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    if write:
+        parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
+    return parser
+
+
+def add_names(parser: argparse.ArgumentParser, flag: str, choices: Sequence[str]) -> None:
+    """A comma-separated option taking some of ``choices``, all of them by default."""
+
+    def names(text: str) -> list[str]:
+        if unknown := sorted(set(text.lower().split(",")) - set(choices)):
+            raise argparse.ArgumentTypeError(f"unknown {unknown}: choose from {','.join(choices)}")
+        return text.lower().split(",")
+
+    parser.add_argument(flag, type=names, default=list(choices), help="comma-separated, from " + ",".join(choices))
+
+
 def machine(wrk: bool = True) -> str:
     """The CPUs, kernel and Python the numbers were measured on, and wrk's version, in words."""
     model = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-    words = (
-        f"{os.cpu_count()} CPUs ({model.group(1).strip() if model else 'unknown'}), "
-        f"Linux {platform.release()}, Python {platform.python_version()}"
-    )
+    cpu = model.group(1).strip() if model else "unknown"
+    words = f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
     if wrk:
         version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
         words += ", " + (version.splitlines() or ["?"])[0].split(" Copyright")[0].strip()
@@ -38,10 +58,10 @@ def loadavg() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def versions(names: Iterable[str]) -> dict[str, str]:
-    """Installed versions of the distributions ``names``; those not installed are left out."""
+def versions(names: str) -> dict[str, str]:
+    """Installed versions of the distributions ``names``, space-separated; those not installed are left out."""
     found = {}
-    for name in names:
+    for name in names.split():
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
     return found
@@ -59,6 +79,16 @@ def source_state(paths: Sequence[str]) -> str:
     return f"git {head}" + (" + uncommitted changes under " + " or ".join(f"{p}/" for p in paths) if dirty else "")
 
 
+def verdict(met: bool) -> str:
+    """A target's verdict, the end of a sentence."""
+    return "met." if met else "**missed**."
+
+
+def block(title: str, lines: list[str]) -> list[str]:
+    """``lines`` under ``title``, after a blank line; nothing without lines."""
+    return ["", title, "", *lines] if lines else []
+
+
 def command() -> str:
     """The command line that is running, as typed: ``python -m bench.NAME ...``."""
     return shlex.join(["python", *sys.orig_argv[1:]])
@@ -69,13 +99,14 @@ def provenance(started: dt.datetime) -> list[str]:
     return ["```", command(), "```", "", f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}"]
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """A Markdown table; a column whose name ends in ":" is right-aligned, as "---:" is in Markdown."""
-    lines = [
+def table(header: str, rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table under ``header``, "a | b: | c"; a column whose name ends in ":" is right-aligned ("---:")."""
+    columns = header.split(" | ")
+    return [
         "| " + " | ".join(column.removesuffix(":") for column in columns) + " |",
         "|" + "|".join("---:" if column.endswith(":") else "---" for column in columns) + "|",
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
     ]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
 
 
 def publish(title: str, lines: list[str], write: bool) -> None:

@@ -1,13 +1,10 @@
 """Memory of a gunicorn server whose web workers share one process-pool model, against one model per worker.
 
-    python -m bench.shared_memory
-
 RSS counts a page once in every process that maps it; PSS splits it among
 them (the bench's own process too, for shared libraries); "distinct" counts
 each physical page of the server once (from /proc/PID/pagemap, root only).
 """
 
-import argparse
 import json
 import os
 import sys
@@ -64,12 +61,9 @@ class Row:
 
     def mib(self, measure: str) -> float | None:
         """The server's total: RSS, PSS or distinct."""
-        kib = {
-            "RSS": sum(p.rss_kib for p in self.processes.values()),
-            "PSS": sum(p.pss_kib for p in self.processes.values()),
-            "distinct": self.distinct_kib,
-        }[measure]
-        return None if kib is None else kib / 1024
+        if measure == "distinct":
+            return None if self.distinct_kib is None else self.distinct_kib / 1024
+        return sum(p.rss_kib if measure == "RSS" else p.pss_kib for p in self.processes.values()) / 1024
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
@@ -118,24 +112,12 @@ def role(pid: int, server: Server, answers: dict[int, dict[str, Any]]) -> str:
     return "pool supervisor" if "supervisor" in cmdline(pid) else f"other: {cmdline(pid)[:80]}"
 
 
-def measure_one(config: Config) -> Row:
+def measure(config: Config) -> Row:
     """Start the server of ``config``, load every model, sum its processes' memory, stop it."""
     print(config.label, file=sys.stderr, flush=True)
     size, port = MODEL_MIB if config.loaded else 0, free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        str(ROOT / "deploy" / "gunicorn.conf.py"),
-        "-w",
-        str(WORKERS),
-        "-b",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "bench.apps.shared_memory:app",
-    ]
+    argv = f"-m gunicorn -c {ROOT}/deploy/gunicorn.conf.py -w {WORKERS} -b 127.0.0.1:{port} --log-level warning"
+    argv = [sys.executable, *argv.split(), "bench.apps.shared_memory:app"]
     server = Server(argv, port, {"UTILSERVE_POOL": config.pool, "BENCH_MODEL_MB": str(size)})
     answers: dict[int, dict[str, Any]] = {}
 
@@ -158,11 +140,6 @@ def measure_one(config: Config) -> Row:
     return Row(config, size, processes, distinct, server.killed, server.survivors)
 
 
-def measure() -> list[Row]:
-    """One row per configuration, one server at a time."""
-    return [measure_one(config) for config in CONFIGS]
-
-
 def markdown(rows: Sequence[Row]) -> list[str]:
     """The table, the target's verdict, and the processes of each process-pool row."""
     baseline = next(row for row in rows if row.config == BASELINE)
@@ -174,72 +151,36 @@ def markdown(rows: Sequence[Row]) -> list[str]:
     def number(value: float | None, places: int) -> str:
         return "-" if value is None else f"{value:.{places}f}"
 
-    lines = report.table(
-        [
-            "configuration",
-            "model MiB:",
-            "processes:",
-            "RSS MiB:",
-            "PSS MiB:",
-            "distinct MiB:",
-            "ratio PSS:",
-            "ratio distinct:",
-            "ratio RSS:",
-        ],
-        [
-            [
-                row.config.label,
-                row.model_mib,
-                len(row.processes),
-                *(number(row.mib(m), 1) for m in ["RSS", "PSS"]),
-                number(row.mib("distinct"), 1),
-                *(number(ratio(row, measure), 3) for measure in MEASURES),
-            ]
-            for row in rows
-        ],
-    )
+    def cells(row: Row) -> list[object]:
+        totals = [number(row.mib(measure), 1) for measure in ["RSS", "PSS", "distinct"]]
+        ratios = [number(ratio(row, measure), 3) for measure in MEASURES]
+        return [row.config.label, row.model_mib, len(row.processes), *totals, *ratios]
+
+    columns = "configuration | model MiB: | processes: | RSS MiB: | PSS MiB: | distinct MiB: | "
+    lines = report.table(columns + " | ".join(f"ratio {m}:" for m in MEASURES), [cells(row) for row in rows])
     lines += ["", "ratio = the total ÷ (the row's model MiB + the baseline's total), each in the same measure.", ""]
     for row in (row for row in rows if row.config.pool == "process" and row.model_mib):
-        verdicts = [
+        verdicts = ", ".join(
             f"{measure} {value:.3f} ({'met' if value <= TARGET_RATIO else 'missed'})"
             for measure in MEASURES
             if (value := ratio(row, measure)) is not None
-        ]
-        lines.append(
-            f'Target for "{row.config.label}", {row.model_mib} MiB model, ratio ≤ {TARGET_RATIO}: '
-            + ", ".join(verdicts)
-            + "."
         )
+        lines.append(f'Target for "{row.config.label}", {row.model_mib} MiB model, ratio ≤ {TARGET_RATIO}: {verdicts}.')
     for row in (row for row in rows if row.config.pool == "process"):
         order = sorted(row.processes.items(), key=lambda item: (ORDER.get(item[1].role, len(ORDER)), item[0]))
-        lines += [
-            "",
-            f'Processes of "{row.config.label}", {row.model_mib} MiB model:',
-            "",
-            *report.table(
-                ["process", "pid:", "RSS MiB:", "PSS MiB:"],
-                [[p.role, pid, f"{p.rss_kib / 1024:.1f}", f"{p.pss_kib / 1024:.1f}"] for pid, p in order],
-            ),
-        ]
-    stops = [
-        f"{row.config.label}: killed {row.killed}, left over {row.survivors}"
-        for row in rows
-        if row.killed or row.survivors
-    ]
-    return [
-        *lines,
-        "",
-        "Stopping (SIGTERM to the master): "
-        + ("; ".join(stops) if stops else "every process of every server exited on its own; none was left over."),
-        "",
-    ]
+        table = [[p.role, pid, f"{p.rss_kib / 1024:.1f}", f"{p.pss_kib / 1024:.1f}"] for pid, p in order]
+        lines += ["", f'Processes of "{row.config.label}", {row.model_mib} MiB model:', ""]
+        lines += report.table("process | pid: | RSS MiB: | PSS MiB:", table)
+    stops = "; ".join(
+        f"{r.config.label}: killed {r.killed}, left over {r.survivors}" for r in rows if r.killed or r.survivors
+    )
+    stops = stops or "every process of every server exited on its own; none was left over."
+    return [*lines, "", f"Stopping (SIGTERM to the master): {stops}", ""]
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(
-        prog="python -m bench.shared_memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    ).parse_args()
+    report.parser("bench.shared_memory", __doc__, write=False).parse_args()
     exit_on_sigterm()
-    measured = measure()
+    measured = [measure(config) for config in CONFIGS]
     print("\n".join(markdown(measured)))
     sys.exit(1 if any(row.survivors for row in measured) else 0)

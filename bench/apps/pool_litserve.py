@@ -35,10 +35,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
-    server = ls.LitServer(
-        DoublerAPI(max_batch_size=32, batch_timeout=0.005, api_path="/double"),
-        accelerator="cpu",
-        workers_per_device=1,
-        timeout=30,
-    )
+    api = DoublerAPI(max_batch_size=32, batch_timeout=0.005, api_path="/double")
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
     server.run(host="127.0.0.1", port=port, num_api_servers=1, log_level="warning", generate_client_file=False)
