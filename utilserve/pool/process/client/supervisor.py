@@ -128,7 +128,7 @@ class SupervisorConnection:
 
         The supervisor has its workers drain running batches before it
         closes the connection, so waiting for the reader thread waits for
-        that too; channels to the workers close at once.
+        that too; connections to the workers close at once.
         """
         with self._lock:
             self._closed = True

@@ -189,14 +189,14 @@ class _WebProcess:
         try:
             while True:
                 head, _ = reader.read()
-                self._dispatch(head)
+                self._handle(head)
         except (EOFError, OSError):
             pass
         finally:
             self.supervisor.forget(self)
             self._writer.release()
 
-    def _dispatch(self, head: tuple[Any, ...]) -> None:
+    def _handle(self, head: tuple[Any, ...]) -> None:
         kind = head[0]
         if kind == messages.LOAD:
             self._load(ModelSpec(**head[1]))
