@@ -20,7 +20,7 @@ from .concurrency import run_sync
 from .handler import Handler, Settings
 from .pool import Model, ModelHandle, PoolOptions
 
-Hook = TypeVar("Hook", bound=Callable[..., Any])
+HookFunction = TypeVar("HookFunction", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _current: Service | None = None
@@ -96,12 +96,12 @@ class Service:
         self.configs[type(config)] = config
         return config
 
-    def on_startup(self, hook: Hook) -> Hook:
+    def on_startup(self, hook: HookFunction) -> HookFunction:
         """Run ``hook`` (sync or async) once per serving process, before it serves."""
         self._startup_hooks.append(hook)
         return hook
 
-    def on_shutdown(self, hook: Hook) -> Hook:
+    def on_shutdown(self, hook: HookFunction) -> HookFunction:
         """Run ``hook`` (sync or async) when the serving process stops."""
         self._shutdown_hooks.append(hook)
         return hook
@@ -149,9 +149,14 @@ class Service:
             for handle, route in self._model_routes:
                 router.add(model_endpoint(handle, join(self.route, route)))
             self.endpoints = list(router)
-            build_router(builtin_api(self.route, lambda: self._running, self.models, self.openapi), "/", router)
+            build_router(builtin_api(self.route, lambda: self.ready, self.models, self.openapi), "/", router)
             settings = Settings(
-                self.name, self.route, self.max_body_size, self.production, bool(self.asynchronous), self.sync_threads
+                name=self.name,
+                route=self.route,
+                max_body_size=self.max_body_size,
+                production=self.production,
+                asynchronous=bool(self.asynchronous),
+                sync_threads=self.sync_threads,
             )
             self._handler = Handler(router, settings, self.astartup, self.ashutdown)
         return self._handler

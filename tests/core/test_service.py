@@ -89,6 +89,14 @@ class Doubling(utilserve.Model):
         return [self.Output(y=2 * item.x) for item in batch]
 
 
+def test_a_model_route_with_a_path_parameter_is_refused_when_the_app_is_built() -> None:
+    """A model's route takes its input from the body only: a ``{name}`` in it could never be bound."""
+    svc = Service(name="core-model-path", route="/api")
+    svc.model(Doubling, route="/double/{x}", pool="thread")
+    with pytest.raises(TypeError, match=r"path parameter\(s\) \['x'\] have no function argument"):
+        svc.setup()
+
+
 def test_model_route_blocks_on_a_sync_server_and_awaits_on_an_async_one() -> None:
     """A sync server thread waits on the pool directly: no per-thread event loop is made for it."""
     svc = Service(name="core-model-route", route="/api")

@@ -65,18 +65,18 @@ class Served:
     spin_s: float
     clients: list[SharedWorkerConnection | ThreadWorkerConnection] = field(default_factory=list)
 
-    def direct(self) -> ThreadWorkerConnection:
-        direct = ThreadWorkerConnection(
+    def own(self) -> ThreadWorkerConnection:
+        own = ThreadWorkerConnection(
             "gated", os.getpid(), self.path, connect(self.path), lambda pid, path: None, self.spin_s
         )
-        self.clients.append(direct)
-        return direct
+        self.clients.append(own)
+        return own
 
-    def channel(self) -> SharedWorkerConnection:
-        channel = SharedWorkerConnection("gated", os.getpid(), self.path, connect(self.path), lambda channel: None)
-        self.clients.append(channel)
-        channel.start()
-        return channel
+    def shared(self) -> SharedWorkerConnection:
+        shared = SharedWorkerConnection("gated", os.getpid(), self.path, connect(self.path), lambda connection: None)
+        self.clients.append(shared)
+        shared.start()
+        return shared
 
     def gate(self, name: str) -> str:
         """A new gate: items holding ``name`` keep their batch running until ``release(name)``."""
@@ -87,9 +87,9 @@ class Served:
     def release(self, name: str) -> None:
         self.model.gates[name].set()
 
-    def hold(self, channel: SharedWorkerConnection, name: str = "held") -> Future[Any]:
+    def hold(self, shared: SharedWorkerConnection, name: str = "held") -> Future[Any]:
         """An item held at a new gate ``name``, once the model runs it."""
-        held = channel.submit(WAIT_S, codec.pack(Item(x=-1, hold=self.gate(name))))
+        held = shared.submit(WAIT_S, codec.pack(Item(x=-1, hold=self.gate(name))))
         assert self.model.started[name].wait(WAIT_S)
         return held
 
@@ -130,10 +130,10 @@ def served(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_a_lone_item_is_answered_and_two_connections_share_a_batch(served: Served) -> None:
-    assert served.direct().call(WAIT_S, codec.pack(Item(x=5))).x == 5
-    first, second = served.channel(), served.channel()
+    assert served.own().call(WAIT_S, codec.pack(Item(x=5))).x == 5
+    first, second = served.shared(), served.shared()
     held = served.hold(first)
-    queued = [channel.submit(WAIT_S, codec.pack(Item(x=x))) for channel, x in ((first, 1), (second, 2))]
+    queued = [shared.submit(WAIT_S, codec.pack(Item(x=x))) for shared, x in ((first, 1), (second, 2))]
     assert first.ping(WAIT_S) and second.ping(WAIT_S)
     served.release("held")
     assert [future.result(WAIT_S).x for future in (held, *queued)] == [-1, 1, 2]
@@ -141,12 +141,12 @@ def test_a_lone_item_is_answered_and_two_connections_share_a_batch(served: Serve
 
 
 def test_while_the_model_runs_pings_are_answered_and_a_full_queue_is_refused(served: Served) -> None:
-    channel = served.channel()
-    held = served.hold(channel)
-    queued = [channel.submit(WAIT_S, codec.pack(Item(x=x))) for x in (1, 2, 3, 4)]
-    assert channel.ping(WAIT_S)
+    shared = served.shared()
+    held = served.hold(shared)
+    queued = [shared.submit(WAIT_S, codec.pack(Item(x=x))) for x in (1, 2, 3, 4)]
+    assert shared.ping(WAIT_S)
     with pytest.raises(HTTPError) as refused:
-        served.direct().call(WAIT_S, codec.pack(Item(x=5)))
+        served.own().call(WAIT_S, codec.pack(Item(x=5)))
     assert (refused.value.status, refused.value.message) == (
         503,
         "model gated is overloaded: 4 requests already queued",
@@ -156,10 +156,10 @@ def test_while_the_model_runs_pings_are_answered_and_a_full_queue_is_refused(ser
 
 
 def test_under_saturation_the_next_full_batch_runs_while_the_last_ones_answers_go_out(served: Served) -> None:
-    channel = served.channel()
-    first = served.hold(channel, "first")
-    second = [channel.submit(WAIT_S, codec.pack(item)) for item in (Item(x=1, hold=served.gate("second")), Item(x=2))]
-    assert channel.ping(WAIT_S)
+    shared = served.shared()
+    first = served.hold(shared, "first")
+    second = [shared.submit(WAIT_S, codec.pack(item)) for item in (Item(x=1, hold=served.gate("second")), Item(x=2))]
+    assert shared.ping(WAIT_S)
     served.release("first")
     assert served.model.started["second"].wait(WAIT_S)
     assert first.result(WAIT_S).x == -1, "answered while the next batch runs"
@@ -170,10 +170,10 @@ def test_under_saturation_the_next_full_batch_runs_while_the_last_ones_answers_g
 
 
 def test_stop_answers_queued_items_503_and_lets_the_running_batch_finish(served: Served) -> None:
-    channel = served.channel()
-    held = served.hold(channel)
-    queued = channel.submit(WAIT_S, codec.pack(Item(x=1)))
-    assert channel.ping(WAIT_S)
+    shared = served.shared()
+    held = served.hold(shared)
+    queued = shared.submit(WAIT_S, codec.pack(Item(x=1)))
+    assert shared.ping(WAIT_S)
     served.control.close()
     with pytest.raises(HTTPError) as stopped:
         queued.result(WAIT_S)

@@ -12,16 +12,16 @@ from ..http import Response
 from ..pool import ModelHandle
 from .base import API, first_line, get
 from .params import Signature
-from .routing import Endpoint
+from .routing import Endpoint, path_names
 
 HEALTH_PATHS = ("/livez", "/readyz")
 """At the app root whatever the service route, where orchestrators look for them."""
 
 
 def builtin_api(
-    route: str, started: Callable[[], bool], models: Sequence[ModelHandle], document: Callable[[], dict[str, Any]]
+    route: str, ready: Callable[[], bool], models: Sequence[ModelHandle], document: Callable[[], dict[str, Any]]
 ) -> type[API]:
-    """``/livez``, ``/readyz`` (503 until ``started()`` and every model is loaded) and ``{route}/openapi.json``."""
+    """``/livez``, ``/readyz`` (503 until ``ready()``, naming each model's state) and ``{route}/openapi.json``."""
     encoded: list[bytes] = []
 
     class Builtin(API):
@@ -31,7 +31,7 @@ def builtin_api(
 
         @get(HEALTH_PATHS[1])
         async def readyz(self) -> dict[str, str]:
-            if not (started() and all(handle.ready for handle in models)):
+            if not ready():
                 raise unavailable("service is not ready", {"models": {h.name: _state(h) for h in models}})
             return {"status": "ready"}
 
@@ -59,7 +59,7 @@ def model_endpoint(handle: ModelHandle, template: str) -> Endpoint:
         method="POST",
         template=template,
         func=predict,
-        signature=Signature(predict, set()),
+        signature=Signature(predict, path_names(template)),
         is_async=True,
         summary=first_line(handle.model_cls.__doc__) or f"Run {handle.name}.",
         tags=(handle.name,),

@@ -27,11 +27,7 @@ class Endpoint:
     summary: str | None = None
     tags: tuple[str, ...] = ()
     blocking: Callable[..., Any] | None = None
-    """A blocking twin of an async ``func`` that sync servers call instead of running an event loop per thread.
-
-    Model routes have one: a blocking caller reads its answer on its own
-    connection to the model worker.
-    """
+    """A blocking twin of an async ``func``, which sync servers call instead of running an event loop per thread."""
 
 
 @dataclass(slots=True, eq=False)

@@ -76,13 +76,13 @@ def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, 
 
 
 async def _body(stream: Any) -> AsyncIterator[bytes]:
-    """Sanic[Any, Any]'s body stream as a plain async iterator: under ASGI it is also callable, not a read(n)."""
+    """Sanic's body stream as a plain async iterator: under ASGI it is also callable, not a read(n)."""
     async for chunk in stream:
         yield chunk
 
 
 def app_name(service_name: str) -> str:
-    """A valid Sanic[Any, Any] app name, unique in this process: Sanic[Any, Any] refuses to register one name twice.
+    """A valid Sanic app name, unique in this process: Sanic refuses to register one name twice.
 
     The suffix depends only on creation order, so worker processes that re-import
     the app module derive the same name as the main process.

@@ -69,7 +69,7 @@ class ModelHandle:
         if pool == "process":
             from .process.spec import importable_target
 
-            importable_target(model_cls, self.name)  # fail where the model is declared, not at its first request
+            importable_target(model_cls, self.name)  # fail where the model is declared, not when it starts
         self._pool: Pool | None = None
         self._lock = threading.Lock()
 

@@ -1,7 +1,7 @@
 """Run one batch through a model and turn whatever happens into per-item outcomes.
 
-Every pool worker (a thread here, a spawned process or a Ray replica later)
-calls :func:`run_batch`, so results, error statuses and messages are the same
+Every pool worker (a thread of the thread pool, a model worker process, a
+Ray replica) calls :func:`run_batch`, so results, error statuses and messages are the same
 whichever pool serves the model. It never raises for model misbehaviour:
 each item ends as an ``Output`` or an ``HTTPError``, so no caller can hang.
 """

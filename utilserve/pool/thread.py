@@ -29,7 +29,9 @@ class ThreadPool(Pool):
     Single use: after :meth:`stop` build a new pool.
     """
 
-    def __init__(self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()):
+    def __init__(
+        self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()
+    ) -> None:
         self.model_cls = model_cls
         self.name = name
         self._batcher = Batcher(name, model_cls.max_batch_size, model_cls.max_wait_ms, model_cls.max_queue)
@@ -68,7 +70,7 @@ class ThreadPool(Pool):
 
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
         if not self.ready:
-            raise not_ready(self.name, f"setup failed: {type(self._error).__name__}" if self._error else "")
+            raise not_ready(self.name, f"setup failed: {type(self._error).__name__}" if self._error is not None else "")
         return self._batcher.submit(item, monotonic() + timeout_s)
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -13,7 +13,7 @@ Three kinds of process take part, and each has its folder here:
   elects it, see :mod:`.rendezvous`), or a sidecar started with ``utilserve
   pool``. It starts and restarts the model workers and pushes every status
   change to the web processes. It is the control plane only: no item passes
-  through it. It exits with the server's master.
+  through it. One the web processes started exits with the server's master.
 - **model workers** (``worker/``), ``workers`` per model: fresh interpreters
   (spawned, never forked: CUDA-safe), each with one ``Model`` instance and
   the batcher. Each listens on a Unix socket that its supervisor keeps

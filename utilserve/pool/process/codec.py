@@ -37,7 +37,7 @@ INLINE_LIMIT = 64 * 1024
 """Frames up to this size are joined into one ``bytes``: cheaper to send than an iovec for small ones."""
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap
-ErrorTuple = tuple[int, str, Any, dict[str, str]]
+HTTPErrorValues = tuple[int, str, Any, dict[str, str]]
 """An ``HTTPError`` as plain values: status, message, detail, headers."""
 
 
@@ -127,7 +127,7 @@ def unpack(buffers: Sequence[Buffer]) -> Any:
     return pickle.loads(buffers[0], buffers=buffers[1:])
 
 
-def error_tuple(error: HTTPError) -> ErrorTuple:
+def error_tuple(error: HTTPError) -> HTTPErrorValues:
     """An ``HTTPError`` as plain values (its ``detail`` as text if it would not pickle)."""
     detail = error.detail
     if detail is not None:
@@ -138,12 +138,12 @@ def error_tuple(error: HTTPError) -> ErrorTuple:
     return error.status, error.message, detail, dict(error.headers)
 
 
-def to_error(values: ErrorTuple) -> HTTPError:
+def to_error(values: HTTPErrorValues) -> HTTPError:
     status, message, detail, headers = values
     return HTTPError(status, message, detail, headers)
 
 
-def answer(name: str, error: ErrorTuple | None, buffers: Sequence[Buffer]) -> Any:
+def answer(name: str, error: HTTPErrorValues | None, buffers: Sequence[Buffer]) -> Any:
     """A worker's answer: the ``Output`` it holds; raises its ``HTTPError``, or a 500 if it does not decode."""
     if error is not None:
         raise to_error(error)

@@ -8,14 +8,14 @@ Web process -> supervisor (the control connection):
 
 - ``(LOAD, spec)``: host this model (idempotent); answered by a ``STATE``
   push, as is every later change of the model;
-- ``(UNLOAD, rid, name)``, ``(PING, rid)``: answered ``(RESULT, rid, None)``;
+- ``(UNLOAD, rid, name)``: answered ``(RESULT, rid, None)`` once the model is unloaded;
 - ``(EXIT, rid)``: the owner ends the supervisor, which then hangs up.
 
 Supervisor -> web process: ``(STATE, name, ModelStatus)``, ``(RESULT, rid, None)``.
 
 Web process -> model worker: ``(SUBMIT, rid, timeout_s) [input]``,
 answered ``(RESULT, rid, error) [output]`` (``error`` an
-:data:`~.codec.ErrorTuple`, or ``None`` with the output's buffers);
+:data:`~.codec.HTTPErrorValues`, or ``None`` with the output's buffers);
 ``(CANCEL, rid)`` drops a queued item; ``(PING, rid)``.
 
 Supervisor <-> model worker (an inherited socketpair): the worker sends
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
+from functools import cached_property
 
 LOAD = "load"
 UNLOAD = "unload"
@@ -42,7 +43,7 @@ STOP = "stop"
 
 Workers = tuple[tuple[int, str], ...]
 """``(pid, socket path)`` of each model worker that is up."""
-ErrorInfo = tuple[str, str, bytes | None]
+SetupFailure = tuple[str, str, bytes | None]
 """Why setup failed: the exception's type name, its message, and the exception pickled (``None`` if it would not)."""
 
 
@@ -53,12 +54,13 @@ class ModelStatus:
     phase: str = "unknown"
     """``loading``, ``ready``, ``restarting`` (no worker up), ``failed`` (setup raised) or ``stopped``;
     ``unknown`` in a web process while it is not connected to the supervisor."""
-    error: ErrorInfo | None = None
+    error: SetupFailure | None = None
     workers: Workers = ()
     supervisor: int = 0
 
-    def exception(self) -> BaseException | None:
-        """The exception ``setup()`` raised, rebuilt here (a ``RuntimeError`` naming it if it does not unpickle)."""
+    @cached_property
+    def setup_error(self) -> BaseException | None:
+        """The exception ``setup()`` raised, rebuilt once (a ``RuntimeError`` naming it if it does not unpickle)."""
         if self.error is None:
             return None
         name, message, pickled = self.error
@@ -72,8 +74,8 @@ class ModelStatus:
         return RuntimeError(f"{name}: {message}")
 
 
-def error_info(exc: BaseException) -> ErrorInfo:
-    """``exc`` as :data:`ErrorInfo`."""
+def error_info(exc: BaseException) -> SetupFailure:
+    """``exc`` as :data:`SetupFailure`."""
     try:
         pickled: bytes | None = pickle.dumps(exc, protocol=5)
     except Exception:  # noqa: BLE001 - the type name and message still go

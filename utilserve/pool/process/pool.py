@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future
-from typing import Any
 
 from pydantic import BaseModel
 
-from ..base import PoolOptions, load_failure, not_ready, shutting_down
+from ..base import Pool, PoolOptions, load_failure, not_ready
 from ..model import Model
 from .client.supervisor import SupervisorConnection, connection_to, forget_connection
 from .messages import UNLOAD, ModelStatus
@@ -16,7 +15,7 @@ from .rendezvous import resolve
 from .spec import ModelSpec
 
 
-class ProcessPool:
+class ProcessPool(Pool):
     """Single use, like the thread pool: after :meth:`stop` build a new one.
 
     ``options.group`` names the supervisor (the models of one service share
@@ -26,7 +25,9 @@ class ProcessPool:
     supervisor, as the thread pool would end its threads.
     """
 
-    def __init__(self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()):
+    def __init__(
+        self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()
+    ) -> None:
         self.model_cls = model_cls
         self.name = name
         self.spec = ModelSpec.of(model_cls, name, workers)
@@ -46,7 +47,7 @@ class ProcessPool:
 
     @property
     def error(self) -> BaseException | None:
-        return self._status().exception()
+        return self._status().setup_error
 
     @property
     def worker_pids(self) -> tuple[int, ...]:
@@ -62,17 +63,20 @@ class ProcessPool:
             return False
         status = self._supervisor().wait_state(self.name, lambda s: s.phase in ("ready", "failed"), timeout)
         if status.phase == "failed":
-            raise load_failure(self.name, status.exception() or RuntimeError("the pool supervisor gave no reason"))
+            raise load_failure(self.name, status.setup_error or RuntimeError("the pool supervisor gave no reason"))
         return self.ready
 
     def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
         supervisor = self._live_supervisor()
         return supervisor.workers.submit(self.name, supervisor.ready_workers(self.name, timeout_s), item, timeout_s)
 
-    def call(self, item: BaseModel, timeout_s: float) -> Any:
+    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
         """Over this thread's own connection to a worker: no reader thread between the answer and the caller."""
         supervisor = self._live_supervisor()
-        return supervisor.workers.call(self.name, supervisor.ready_workers(self.name, timeout_s), item, timeout_s)
+        output: BaseModel = supervisor.workers.call(
+            self.name, supervisor.ready_workers(self.name, timeout_s), item, timeout_s
+        )
+        return output
 
     def stop(self, timeout: float = 30.0) -> None:
         """The owner unloads the model (and ends the supervisor with its last pool); others just hang up."""
@@ -89,10 +93,8 @@ class ProcessPool:
             supervisor.close(exit_supervisor=owner, timeout=timeout)
 
     def _live_supervisor(self) -> SupervisorConnection:
-        if self._stopped:
-            raise shutting_down(self.name)
-        if not self._started:
-            raise not_ready(self.name)
+        if not self._started or self._stopped:
+            raise not_ready(self.name, "shutting down" if self._stopped else "")
         return self._supervisor()
 
     def _status(self) -> ModelStatus:

@@ -3,8 +3,8 @@
 Two ways to meet:
 
 - *Sidecar*: ``UTILSERVE_POOL_SOCKET`` (or ``Service(pool_socket=...)``)
-  names the socket of a supervisor started with ``utilserve pool``. Clients
-  connect there and never start one themselves.
+  names the socket of a supervisor started with ``utilserve pool``. Web
+  processes connect there and never start one themselves.
 - *Automatic*: the socket lives in a private directory named after the pool
   group (the service) and the *owner*, the process whose lifetime bounds
   the pool: the server master under gunicorn and uWSGI, the parent under
@@ -35,7 +35,7 @@ WORKER_SUFFIX_MAX = 4
 
 @dataclass(frozen=True)
 class Address:
-    """A supervisor's socket; ``owner`` and ``lock`` are set when clients may start it."""
+    """A supervisor's socket; ``owner`` and ``lock`` are set when web processes may start it."""
 
     socket: str
     lock: str | None = None

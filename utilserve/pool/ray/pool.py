@@ -65,11 +65,13 @@ class RayPool(Pool):
     while Ray replaces it. Single use: after :meth:`stop` build a new pool.
     """
 
-    def __init__(self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()):
+    def __init__(
+        self, model_cls: type[Model], name: str, workers: int = 1, options: PoolOptions = PoolOptions()
+    ) -> None:
         self.model_cls = model_cls
         self.name = name
         self.app_name = f"{model_cls.__module__}.{name}"
-        self.options = deployment_options(model_cls, workers)
+        self.deployment_options = deployment_options(model_cls, workers)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"utilserve-ray-{name}", daemon=True)
         self._stopping = threading.Event()
@@ -182,7 +184,7 @@ class RayPool(Pool):
             found = cluster.status(max_age=0).applications.get(self.app_name)
             if found is None or found.status == ApplicationStatus.DEPLOY_FAILED:
                 logger.info("model %s: deploying Ray Serve application %s", self.name, self.app_name)
-                app = application(self.model_cls, self.name, self.options)
+                app = application(self.model_cls, self.name, self.deployment_options)
                 target = serve.RunTarget(target=app, name=self.app_name, route_prefix=None)
                 serve.run_many([target], wait_for_applications_running=False)
 
@@ -261,7 +263,7 @@ class RayPool(Pool):
     def _http_error(self, exc: Exception) -> HTTPError:
         """Ray's failure as the error contract; the traceback goes to the log, never to the client."""
         if isinstance(exc, serve_errors.BackPressureError):
-            queued = self.options.get("max_queued_requests")
+            queued = self.deployment_options.get("max_queued_requests")
             message = f"model {self.name} is overloaded: {queued} requests already queued"
             if exc.retry_after_s is None:
                 return unavailable(message)

@@ -28,7 +28,7 @@ from typing import Any
 
 from ....errors import HTTPError, unavailable
 from .. import messages
-from ..codec import Buffer, ErrorTuple, answer
+from ..codec import Buffer, HTTPErrorValues, answer
 from ..sockets import FrameReader, Writer, hang_up, send
 from ..spin import spin
 
@@ -108,7 +108,7 @@ class SharedWorkerConnection:
         finally:
             self._lost()
 
-    def _resolve(self, rid: int, error: ErrorTuple | None, buffers: list[Buffer]) -> None:
+    def _resolve(self, rid: int, error: HTTPErrorValues | None, buffers: list[Buffer]) -> None:
         with self._lock:
             future = self._pending.pop(rid, None)
         if future is None:
@@ -148,7 +148,7 @@ class ThreadWorkerConnection:
 
     ``went_away(pid, path)`` is told when the worker closed the connection.
     While answers come within ``spin_s``, the caller polls for the next one
-    that long before it sleeps (see :mod:`..spin`).
+    that long before it sleeps (see :mod:`~utilserve.pool.process.spin`).
     """
 
     def __init__(

@@ -19,4 +19,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve(args.socket, args.owner)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from time import monotonic
 
 from .. import messages
-from ..messages import ErrorInfo, ModelStatus
+from ..messages import ModelStatus, SetupFailure
 from ..sockets import FrameReader, listen, send
 from ..spec import ModelSpec, import_path_arg, python_executable
 
@@ -44,7 +44,7 @@ class HostedModel:
         self._keepers = [_Keeper(self, index, endpoint()) for index in range(spec.workers)]
         self._ever_up: set[int] = set()
         self._up: dict[int, tuple[int, str]] = {}
-        self._error: ErrorInfo | None = None
+        self._error: SetupFailure | None = None
         self._stopped = False
 
     def start(self) -> None:
@@ -79,18 +79,18 @@ class HostedModel:
             return "loading"
         return "ready" if self._up else "restarting"
 
-    def worker_up(self, index: int, pid: int, path: str) -> None:
+    def _worker_up(self, index: int, pid: int, path: str) -> None:
         with self._lock:
             self._ever_up.add(index)
             self._up[index] = (pid, path)
         self._changed(self)
 
-    def worker_down(self, index: int) -> None:
+    def _worker_down(self, index: int) -> None:
         with self._lock:
             self._up.pop(index, None)
         self._changed(self)
 
-    def setup_failed(self, error: ErrorInfo) -> None:
+    def _setup_failed(self, error: SetupFailure) -> None:
         with self._lock:
             self._error = self._error or error
         self._changed(self)
@@ -140,7 +140,7 @@ class _Keeper:
             listener = listen(self.path)
         except OSError as exc:
             logger.error("model %s: cannot listen at %s: %s", self.name, self.path, exc)
-            self.model.setup_failed((type(exc).__name__, str(exc), None))
+            self.model._setup_failed((type(exc).__name__, str(exc), None))
             return
         try:
             self._keep(listener)
@@ -167,7 +167,7 @@ class _Keeper:
                 if not _exited(process, 5.0):
                     process.kill()
                     process.wait()
-                self.model.worker_down(self.index)
+                self.model._worker_down(self.index)
             if served is None:
                 return
             delay = BACKOFF_FIRST_S if served else min(delay * 2, BACKOFF_MAX_S)
@@ -210,12 +210,12 @@ class _Keeper:
             return None if self._halted.is_set() else False
         if head[0] == messages.FAILED:
             if not self._was_up:
-                self.model.setup_failed((head[1], head[2], head[3]))
+                self.model._setup_failed((head[1], head[2], head[3]))
                 return None
             logger.error("model %s: setup failed on restart: %s: %s", self.name, head[1], head[2])
             return False
         self._was_up = True
-        self.model.worker_up(self.index, head[1], self.path)
+        self.model._worker_up(self.index, head[1], self.path)
         try:
             reader.read()
         except (EOFError, OSError):

@@ -1,7 +1,7 @@
 """The supervisor: hosts models for every web process that connects to its socket.
 
 One thread per web process reads its control connection (see
-:mod:`..messages` for what they say). It exits, draining running batches
+:mod:`~utilserve.pool.process.messages` for what they say). It exits, draining running batches
 first and taking its model workers with it, on SIGTERM/SIGINT, on ``EXIT``
 from its owner, or when the owner process (the server master) is gone.
 """
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import messages
-from ..messages import ModelStatus, error_info
+from ..messages import ModelStatus
 from ..rendezvous import alive
 from ..sockets import FrameReader, Writer, limit_sends, listen
 from ..spec import ModelSpec
@@ -31,7 +31,7 @@ DRAIN_TIMEOUT_S = 30.0
 
 
 class Supervisor:
-    """Accepts client connections on ``path`` and hosts the models they load."""
+    """Accepts web processes' connections on ``path`` and hosts the models they load."""
 
     def __init__(self, path: str, owner: int | None = None, drain_timeout: float = DRAIN_TIMEOUT_S) -> None:
         self.path = path
@@ -58,10 +58,10 @@ class Supervisor:
         if hosted.spec.target != spec.target:
             raise ValueError(
                 f"model {spec.name}: this pool serves it from {hosted.spec.target}, "
-                f"but a client expects {spec.target}; start both from the same module"
+                f"but a web process expects {spec.target}; start both from the same module"
             )
         if hosted.spec != spec:
-            logger.warning("model %s: a client asks for %s; keeping %s", spec.name, spec, hosted.spec)
+            logger.warning("model %s: a web process asks for %s; keeping %s", spec.name, spec, hosted.spec)
         return hosted
 
     def _endpoint(self) -> str:
@@ -171,7 +171,7 @@ class _WebProcess:
         self.sock = sock
         self._writer = Writer(sock)
         self._subscribed: set[str] = set()
-        self._thread = threading.Thread(target=self._run, name="utilserve-pool-client", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="utilserve-pool-web-process", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -202,8 +202,6 @@ class _WebProcess:
             self._load(ModelSpec(**head[1]))
         elif kind == messages.UNLOAD:
             threading.Thread(target=self._unload, args=(head[1], head[2]), daemon=True).start()
-        elif kind == messages.PING:
-            self._send((messages.RESULT, head[1], None))
         elif kind == messages.EXIT:
             self.supervisor.request_exit()
 
@@ -212,7 +210,8 @@ class _WebProcess:
             hosted = self.supervisor.load(spec)
         except (ValueError, RuntimeError) as exc:
             phase = "failed" if isinstance(exc, ValueError) else "stopped"
-            self._send((messages.STATE, spec.name, ModelStatus(phase, error_info(exc), (), os.getpid())))
+            failure = (type(exc).__name__, str(exc), None)
+            self._send((messages.STATE, spec.name, ModelStatus(phase, failure, (), os.getpid())))
             return
         self._subscribed.add(spec.name)
         self._send((messages.STATE, spec.name, hosted.status))

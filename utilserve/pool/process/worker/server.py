@@ -6,13 +6,20 @@ so a batch holds items of different web processes. Two threads serve (see
 so a full queue is refused and a ping answered while the model runs; a
 lone request is read, run and answered by one thread. A batch's answers
 leave with one write per connection.
+
+On Linux the worker asks to be killed when the supervisor thread that
+started it goes away, so a supervisor killed with SIGKILL leaves no model
+(and no GPU memory) behind, even mid-batch.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import socket
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -29,12 +36,15 @@ from ...model import Model
 from ...outcome import run_batch
 from .. import messages
 from ..codec import Buffer, error_tuple, frame, pack, unpack
-from ..sockets import FrameReader, Writer, limit_sends
-from ..spec import ModelSpec
-from ..spin import spin
+from ..messages import error_info
+from ..sockets import FrameReader, Writer, limit_sends, send
+from ..spec import ModelSpec, import_target
+from ..spin import spin, spin_budget
 from .readiness import OnReady, readiness
 
 logger = logging.getLogger("utilserve.pool")
+
+PR_SET_PDEATHSIG = 1
 
 
 class Connection:
@@ -87,7 +97,7 @@ class Server:
     answered by the thread the kernel woke, with no hand-off, and the other
     is already waiting: a full queue is refused and a ping answered while
     the model runs. With nothing queued and the model free, one thread
-    polls for a moment before it sleeps (see :mod:`..spin`).
+    polls for a moment before it sleeps (see :mod:`~utilserve.pool.process.spin`).
     """
 
     def __init__(
@@ -318,3 +328,34 @@ def _encode(name: str, outcome: Any) -> list[Buffer] | HTTPError:
         return pack(outcome)
     except Exception as exc:  # noqa: BLE001 - an unpicklable output fails its item only
         return HTTPError(500, f"model {name}: could not send the output ({type(exc).__name__}: {exc})")
+
+
+def serve(control: socket.socket, listener: socket.socket, spec: ModelSpec, parent: int) -> None:
+    """Load the model, say so to the supervisor, serve until told to stop, tear the model down."""
+    _die_with(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format=f"[utilserve worker {spec.name} %(process)d] %(message)s")
+    try:
+        spin_s = spin_budget()
+        model = import_target(spec.target)()
+        model.setup()
+    except Exception as exc:
+        logger.error("model %s: setup failed", spec.name, exc_info=exc)
+        send(control, (messages.FAILED, *error_info(exc)))
+        return
+    send(control, (messages.READY, os.getpid()))
+    try:
+        Server(spec, model, control, listener, spin_s).serve()
+    finally:
+        try:
+            model.teardown()
+        except Exception:
+            logger.exception("model %s: teardown failed", spec.name)
+
+
+def _die_with(parent: int) -> None:
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
