@@ -63,6 +63,7 @@ class Handler:
         self._executor = ThreadPoolExecutor(max_workers=settings.sync_threads, thread_name_prefix="utilserve")
         self._started_pid: int | None = None
         self._start_lock = threading.Lock()
+        self._starting: tuple[int, asyncio.Future[None]] | None = None
 
     def handle(self, request: Request) -> Response:
         """Serve one request on a sync server thread."""
@@ -86,6 +87,8 @@ class Handler:
     async def ahandle(self, request: Request) -> Response:
         """Serve one request on an event loop; sync endpoints go to a thread."""
         try:
+            if self._started_pid != os.getpid():
+                await self._start_here()
             endpoint, request.path_params = self.router.lookup(request.method, request.path)
             if endpoint.signature.reads_body:
                 await request.aread_body(self.max_body_size)
@@ -118,6 +121,16 @@ class Handler:
     async def astart(self) -> None:
         await self._startup()
         self._started_pid = os.getpid()
+
+    async def _start_here(self) -> None:
+        """Start at the first request where no lifespan startup came (daphne, ``uvicorn --lifespan off``).
+
+        Requests that arrive meanwhile wait for the same start.
+        """
+        pid = os.getpid()
+        if self._starting is None or self._starting[0] != pid:
+            self._starting = (pid, asyncio.ensure_future(self.astart()))
+        await asyncio.shield(self._starting[1])
 
     async def astop(self) -> None:
         await self._shutdown()

@@ -8,6 +8,7 @@ endpoint that reads nothing costs nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol, TypeGuard
@@ -16,6 +17,8 @@ from urllib.parse import parse_qs
 from pydantic_core import to_json
 
 from .errors import HTTPError
+
+logger = logging.getLogger("utilserve")
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -106,7 +109,10 @@ class Request:
             if not _is_reader(stream):
                 raise RuntimeError("this request's body is an async stream: use aread_body()")
             self._check_declared_length(limit)
-            data = stream(limit + 1)
+            try:
+                data = stream(limit + 1)
+            except Exception as exc:
+                raise _unreadable(exc) from exc
             if len(data) > limit:
                 raise _too_large(limit)
             self._body = data
@@ -121,11 +127,16 @@ class Request:
             self._check_declared_length(limit)
             chunks: list[bytes] = []
             size = 0
-            async for chunk in stream:
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
+            try:
+                async for chunk in stream:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
+            except HTTPError:
+                raise
+            except Exception as exc:
+                raise _unreadable(exc) from exc
             self._body = b"".join(chunks)
         return self._body
 
@@ -201,6 +212,16 @@ def _is_reader(stream: object) -> TypeGuard[SyncBody]:
 
 def _too_large(limit: int) -> HTTPError:
     return HTTPError(413, f"request body exceeds the limit of {limit} bytes")
+
+
+def _unreadable(exc: Exception) -> HTTPError:
+    """A body the server could not read: malformed (bad chunking) or cut short (the client went away).
+
+    The client's doing, so a 400 and an INFO line, never a 500 with a
+    traceback that any client could flood the log with.
+    """
+    logger.info("request body could not be read: %s: %s", type(exc).__name__, exc)
+    return HTTPError(400, f"the request body could not be read ({type(exc).__name__})")
 
 
 def _parse_cookies(header: str) -> dict[str, str]:
