@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import socket
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from utilserve import Request
 
 from ..support.cells import UVICORN, cell_named
 from ..support.pool_over_http import wait_ready
-from ..support.servers import Cell, Server, serve
+from ..support.servers import BIN, Cell, Server, free_port, serve
 
 APP = "tests.apps.conformance:app"
 
@@ -104,5 +105,20 @@ def test_a_service_starts_at_its_first_request_where_the_server_sends_no_lifespa
     try:
         wait_ready(server)
         assert httpx.post(server.url + "/double", json={"x": 2}).json() == {"y": 4.0}
+    finally:
+        server.stop()
+
+
+def test_a_long_query_string_is_answered_through_deploy_uwsgi_ini() -> None:
+    """uWSGI's default request-head buffer (4 KiB) would drop it unanswered; deploy/uwsgi.ini raises it."""
+    port = free_port()
+    argv = [str(BIN / "uwsgi"), "--ini", "deploy/uwsgi.ini", "--http11-socket", f"127.0.0.1:{port}"]
+    argv += ["--processes", "1", "--virtualenv", sys.prefix, "--module", APP]
+    server = Server(argv, port, {"UTILSERVE_BACKEND": "flask", "UTILSERVE_POOL": "thread"}).start()
+    try:
+        name = "x" * 3600
+        response = httpx.get(f"{server.url}/api/hello", params={"name": name}, timeout=10)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"message": f"hello {name}"}
     finally:
         server.stop()

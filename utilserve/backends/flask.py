@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import flask
+from werkzeug.exceptions import MethodNotAllowed
 
 from ..api.builtin import HEALTH_PATHS
 from ..handler import Handler
@@ -47,6 +48,13 @@ def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
         )
     if native is not None:
         app.before_request(handler.start_once)
+    else:
+
+        def other_method(error: MethodNotAllowed) -> flask.Response:
+            """Methods no rule lists (QUERY, PROPFIND...) still get utilserve's answer, with a true ``Allow``."""
+            return view()
+
+        app.register_error_handler(MethodNotAllowed, other_method)
     return app
 
 

@@ -24,11 +24,18 @@ from ..http import Request
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
+class AnyMethod(tuple[str, ...]):
+    """Lets every method through Tornado's check, so that the core answers one it has no route for (405)."""
+
+    def __contains__(self, method: object) -> bool:
+        return True
+
+
 @tornado.web.stream_request_body
 class Endpoint(tornado.web.RequestHandler):
     """Native request in, native response out; Tornado itself answers nothing here."""
 
-    SUPPORTED_METHODS = METHODS
+    SUPPORTED_METHODS = AnyMethod(METHODS)
 
     def initialize(self, handler: Handler) -> None:
         self.handler = handler
@@ -42,7 +49,11 @@ class Endpoint(tornado.web.RequestHandler):
         """No automatic ETag, so Tornado never turns a response into a 304."""
         return None
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
+        if self.request.method not in METHODS:
+            await self.serve()  # no endpoint takes it: the core's 405, before any body
+            self.finish()
+            return
         # The core enforces its own limit on what is kept; Tornado's cap would refuse with a bare 400.
         assert self.request.connection is not None
         self.request.connection.set_max_body_size(sys.maxsize)  # type: ignore[attr-defined]  # on HTTP1Connection
