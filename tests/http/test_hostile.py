@@ -122,3 +122,16 @@ def test_a_long_query_string_is_answered_through_deploy_uwsgi_ini() -> None:
         assert response.json() == {"message": f"hello {name}"}
     finally:
         server.stop()
+
+
+def test_a_body_the_endpoint_does_not_read_leaves_no_error_in_the_log_of_sanic() -> None:
+    server = serve(cell_named("sanic@sanic"), APP)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for _ in range(3):
+                response = client.request("GET", "/api/hello", content=b"an unread body")
+                assert response.json() == {"message": "hello world"}
+    finally:
+        server.stop()
+    log = server.output()
+    assert "body not consumed" not in log and "ERROR" not in log, log

@@ -50,6 +50,8 @@ def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, 
             native=request,
         )
         response = await handler.ahandle(neutral)
+        if request.stream is not None and _has_body(request):
+            await _discard(request.stream, handler.max_body_size)
         return NativeResponse(response.body, response.status, Header(response.headers))
 
     prefix = handler.route.rstrip("/") if native is not None else ""
@@ -79,6 +81,19 @@ async def _body(stream: Any) -> AsyncIterator[bytes]:
     """Sanic's body stream as a plain async iterator: under ASGI it is also callable, not a read(n)."""
     async for chunk in stream:
         yield chunk
+
+
+def _has_body(request: SanicRequest) -> bool:
+    return "transfer-encoding" in request.headers or request.headers.get("content-length", "0") != "0"
+
+
+async def _discard(stream: Any, limit: int) -> None:
+    """Read what the core left of a body, up to ``limit``: Sanic logs an error for every body left unread."""
+    size = 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            return
 
 
 def app_name(service_name: str) -> str:
