@@ -8,10 +8,12 @@ and a zero spin budget are served too, through the web side's own
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -230,3 +232,52 @@ def test_spin_stops_at_the_first_truthy_poll() -> None:
     polls = iter([[], [], ["ready"], ["late"]])
     assert spin(lambda: next(polls), WAIT_S) == ["ready"]
     assert spin(list, 0.0) == []
+
+
+class ShortOfDescriptors:
+    """A listener whose ``accept`` fails with EMFILE, as a process out of file descriptors sees, while ``short``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.short = True
+        self.attempts = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self.sock.setblocking(flag)
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        self.attempts += 1
+        if self.short:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return self.sock.accept()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_worker_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_path: Path) -> None:
+    model = Gated()
+    model.setup()
+    ours, theirs = socket.socketpair()
+    path = str(tmp_path / "worker.sock")
+    listener = ShortOfDescriptors(listen(path))
+    spec = ModelSpec("gated", f"{__name__}:Gated", 1, Gated.max_batch_size, Gated.max_wait_ms, Gated.max_queue)
+    server = worker.Server(spec, model, theirs, listener, 0.0)  # type: ignore[arg-type]  # a listener stand-in
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    own = ThreadWorkerConnection("gated", os.getpid(), path, connect(path), lambda pid, path: None, 0.0)
+    try:
+        time.sleep(worker.ACCEPT_PAUSE_S / 2)
+        assert listener.attempts == 1, "the worker kept trying a listener that stays ready"
+        listener.short = False
+        assert own.call(WAIT_S, codec.pack(Item(x=5))).x == 5
+        assert listener.attempts == 2
+    finally:
+        own.close()
+        ours.close()
+        thread.join(WAIT_S)
+        theirs.close()
+    assert not thread.is_alive()

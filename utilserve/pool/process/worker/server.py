@@ -15,6 +15,7 @@ started it goes away, so a supervisor killed with SIGKILL leaves no model
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import signal
@@ -45,6 +46,9 @@ from .readiness import OnReady, readiness
 logger = logging.getLogger("utilserve.pool")
 
 PR_SET_PDEATHSIG = 1
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_PAUSE_S = 1.0
+"""How long a worker out of file descriptors stops accepting, as asyncio does, instead of spinning on its listener."""
 
 
 class Connection:
@@ -93,7 +97,7 @@ class Server:
     """Two threads serve the sockets and the model; whichever reads a due batch while the model is free runs it.
 
     While the model is free both wait for the sockets (see
-    :mod:`~utilserve.pool.readiness`), so a lone request is read, run and
+    :mod:`.readiness`), so a lone request is read, run and
     answered by the thread the kernel woke, with no hand-off, and the other
     is already waiting: a full queue is refused and a ping answered while
     the model runs. With nothing queued and the model free, one thread
@@ -118,6 +122,9 @@ class Server:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._spin = spin_s
+        self._accept_again: threading.Timer | None = None
+        self._accept_due = False
+        self._told_out_of_descriptors = False
 
     def serve(self) -> None:
         """Serve until told to stop, then let the running batch finish and hang up on every web process."""
@@ -129,6 +136,8 @@ class Server:
         other.start()
         self._serve_or_exit()
         other.join()
+        if self._accept_again is not None:
+            self._accept_again.cancel()
         for connection in list(self._connections):
             connection.writer.release()
         self._ready.close()
@@ -215,6 +224,9 @@ class Server:
                 if self._stopped:
                     self._wake()  # the other thread may be waiting with nothing else to wake it
                     return None
+                if self._accept_due:
+                    self._accept_due = False
+                    self._ready.register(self._listener.fileno(), self._accept)
                 wait = None
                 if not self._running:
                     batch, wait = self.batcher.take_due()
@@ -251,13 +263,31 @@ class Server:
     def _accept(self) -> bool:
         try:
             sock, _ = self._listener.accept()
-        except OSError:
-            return True
+        except OSError as exc:
+            if exc.errno not in OUT_OF_DESCRIPTORS:
+                return True
+            self._pause_accepting(exc)
+            return False
         sock.setblocking(True)
         connection = Connection(limit_sends(sock))
         self._connections.add(connection)
         self._ready.register(sock.fileno(), partial(self._read, connection))
         return True
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Out of file descriptors, the listener stays ready: stop waiting on it for a while, and say so once."""
+        if not self._told_out_of_descriptors:
+            self._told_out_of_descriptors = True
+            logger.warning("model %s: cannot accept (%s); pausing %g s at a time", self.spec.name, exc, ACCEPT_PAUSE_S)
+        self._ready.unregister(self._listener.fileno())
+        self._accept_again = threading.Timer(ACCEPT_PAUSE_S, self._resume_accepting)
+        self._accept_again.daemon = True
+        self._accept_again.start()
+
+    def _resume_accepting(self) -> None:
+        with self._state_lock:
+            self._accept_due = True
+        self._wake()
 
     def _read(self, connection: Connection) -> bool:
         """Handle one frame; False once the connection is dropped."""
