@@ -8,7 +8,6 @@ and a zero spin budget are served too, through the web side's own
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import socket
@@ -26,13 +25,14 @@ from utilserve import Model
 from utilserve.errors import HTTPError
 from utilserve.pool.process import codec
 from utilserve.pool.process.client.connections import SharedWorkerConnection, ThreadWorkerConnection
-from utilserve.pool.process.sockets import connect, listen
+from utilserve.pool.process.sockets import ACCEPT_PAUSE_S, connect, listen
 from utilserve.pool.process.spec import ModelSpec
 from utilserve.pool.process.spin import SPIN_ENV, spin, spin_budget
 from utilserve.pool.process.worker import server as worker
 from utilserve.pool.process.worker.readiness import OneShot, Readiness, TakingTurns
 
 from ..support.models.process import Answer, Item
+from ..support.pool import ShortOfDescriptors
 
 WAIT_S = 30.0
 
@@ -234,30 +234,6 @@ def test_spin_stops_at_the_first_truthy_poll() -> None:
     assert spin(list, 0.0) == []
 
 
-class ShortOfDescriptors:
-    """A listener whose ``accept`` fails with EMFILE, as a process out of file descriptors sees, while ``short``."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.short = True
-        self.attempts = 0
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def setblocking(self, flag: bool) -> None:
-        self.sock.setblocking(flag)
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        self.attempts += 1
-        if self.short:
-            raise OSError(errno.EMFILE, "Too many open files")
-        return self.sock.accept()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_a_worker_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_path: Path) -> None:
     model = Gated()
     model.setup()
@@ -270,7 +246,7 @@ def test_a_worker_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_pa
     thread.start()
     own = ThreadWorkerConnection("gated", os.getpid(), path, connect(path), lambda pid, path: None, 0.0)
     try:
-        time.sleep(worker.ACCEPT_PAUSE_S / 2)
+        time.sleep(ACCEPT_PAUSE_S / 2)
         assert listener.attempts == 1, "the worker kept trying a listener that stays ready"
         listener.short = False
         assert own.call(WAIT_S, codec.pack(Item(x=5))).x == 5

@@ -1,7 +1,9 @@
-"""What the pool tests that run in this process share: how long they wait, and a call's outcome."""
+"""What the pool tests that run in this process share: how long they wait, a call's outcome, a failing listener."""
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Any
 
 from utilserve.errors import HTTPError
@@ -16,3 +18,27 @@ def outcome(call: Any, *args: Any, **kwargs: Any) -> Any:
         return call(*args, **kwargs)
     except HTTPError as error:
         return error
+
+
+class ShortOfDescriptors:
+    """A listener whose ``accept`` fails with EMFILE, as a process out of file descriptors sees, while ``short``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.short = True
+        self.attempts = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self.sock.setblocking(flag)
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        self.attempts += 1
+        if self.short:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return self.sock.accept()
+
+    def close(self) -> None:
+        self.sock.close()

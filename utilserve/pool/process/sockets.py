@@ -9,6 +9,7 @@ may connect.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import pickle
@@ -25,6 +26,10 @@ IOV_MAX = 512
 SMALL_BUFFER = 64 * 1024
 HUGE_PAGE_MIN = 4 * 1024 * 1024
 SEND_TIMEOUT_S = 10
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+"""What ``accept`` fails with while the process has no file descriptor to spare: its listener stays ready."""
+ACCEPT_PAUSE_S = 1.0
+"""How long a listener out of descriptors is left alone, as asyncio does, instead of spinning on it."""
 """A peer that reads nothing for this long is cut off rather than stalling the sender (see ``limit_sends``)."""
 
 

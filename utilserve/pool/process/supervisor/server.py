@@ -16,12 +16,13 @@ import signal
 import socket
 import threading
 from collections.abc import Sequence
+from time import monotonic
 from typing import Any
 
 from .. import messages
 from ..messages import ModelStatus
 from ..rendezvous import alive
-from ..sockets import FrameReader, Writer, limit_sends, listen
+from ..sockets import ACCEPT_PAUSE_S, OUT_OF_DESCRIPTORS, FrameReader, Writer, limit_sends, listen
 from ..spec import ModelSpec
 from .hosted import HostedModel
 
@@ -44,6 +45,7 @@ class Supervisor:
         self._endpoints = itertools.count(1)
         self._inode = 0
         self._closing = False
+        self._told_out_of_descriptors = False
 
     def load(self, spec: ModelSpec) -> HostedModel:
         """The hosted model named ``spec.name``, started on first request."""
@@ -91,16 +93,25 @@ class Supervisor:
         selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         owner_fd = self._watch_owner(selector)
         owner_gone = self.owner is not None and not alive(self.owner)
+        paused_until: float | None = None
         try:
             for spec in specs:
                 self.load(spec)
             while not owner_gone:
                 timeout = None if owner_fd is not None or self.owner is None else 1.0
+                if paused_until is not None:
+                    left = max(0.0, paused_until - monotonic())
+                    timeout = left if timeout is None else min(timeout, left)
                 events = selector.select(timeout)
                 owner_gone = owner_fd is None and self.owner is not None and not alive(self.owner)
+                if paused_until is not None and monotonic() >= paused_until:
+                    selector.register(listener, selectors.EVENT_READ, "accept")
+                    paused_until = None
                 for key, _ in events:
                     if key.data == "accept":
-                        self._accept(listener)
+                        if not self._accept(listener):
+                            selector.unregister(listener)
+                            paused_until = monotonic() + ACCEPT_PAUSE_S
                     elif key.data == "owner":
                         owner_gone = True
                     else:
@@ -122,15 +133,22 @@ class Supervisor:
         selector.register(fd, selectors.EVENT_READ, "owner")
         return fd
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self, listener: socket.socket) -> bool:
+        """Take a web process's connection; False while out of file descriptors (the caller pauses, see ``sockets``)."""
         try:
             sock, _ = listener.accept()
-        except OSError:
-            return
+        except OSError as exc:
+            if exc.errno not in OUT_OF_DESCRIPTORS:
+                return True
+            if not self._told_out_of_descriptors:
+                self._told_out_of_descriptors = True
+                logger.warning("pool supervisor: cannot accept (%s); pausing %g s at a time", exc, ACCEPT_PAUSE_S)
+            return False
         connection = _WebProcess(self, limit_sends(sock))
         with self._lock:
             self._connections.add(connection)
         connection.start()
+        return True
 
     def forget(self, connection: _WebProcess) -> None:
         with self._lock:

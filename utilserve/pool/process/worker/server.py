@@ -15,7 +15,6 @@ started it goes away, so a supervisor killed with SIGKILL leaves no model
 from __future__ import annotations
 
 import ctypes
-import errno
 import logging
 import os
 import signal
@@ -38,7 +37,7 @@ from ...outcome import run_batch
 from .. import messages
 from ..codec import Buffer, error_tuple, frame, pack, unpack
 from ..messages import error_info
-from ..sockets import FrameReader, Writer, limit_sends, send
+from ..sockets import ACCEPT_PAUSE_S, OUT_OF_DESCRIPTORS, FrameReader, Writer, limit_sends, send
 from ..spec import ModelSpec, import_target
 from ..spin import spin, spin_budget
 from .readiness import OnReady, readiness
@@ -46,9 +45,6 @@ from .readiness import OnReady, readiness
 logger = logging.getLogger("utilserve.pool")
 
 PR_SET_PDEATHSIG = 1
-OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-ACCEPT_PAUSE_S = 1.0
-"""How long a worker out of file descriptors stops accepting, as asyncio does, instead of spinning on its listener."""
 
 
 class Connection:
