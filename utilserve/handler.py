@@ -56,8 +56,6 @@ class Handler:
     def __init__(self, router: Router, settings: Settings, startup: Hook, shutdown: Hook) -> None:
         self.router = router
         self.settings = settings
-        self.route = settings.route
-        self.max_body_size = settings.max_body_size
         self._startup = startup
         self._shutdown = shutdown
         self._executor = ThreadPoolExecutor(max_workers=settings.sync_threads, thread_name_prefix="utilserve")
@@ -70,7 +68,7 @@ class Handler:
         try:
             endpoint, request.path_params = self.router.lookup(request.method, request.path)
             if endpoint.signature.reads_body:
-                request.read_body(self.max_body_size)
+                request.read_body(self.settings.max_body_size)
             kwargs = endpoint.signature.bind(request)
             if endpoint.blocking is not None:
                 result = endpoint.blocking(**kwargs)
@@ -91,7 +89,7 @@ class Handler:
                 await self._start_here()
             endpoint, request.path_params = self.router.lookup(request.method, request.path)
             if endpoint.signature.reads_body:
-                await request.aread_body(self.max_body_size)
+                await request.aread_body(self.settings.max_body_size)
             kwargs = endpoint.signature.bind(request)
             if endpoint.is_async:
                 result = await endpoint.func(**kwargs)
@@ -106,7 +104,7 @@ class Handler:
 
     def owns(self, path: str) -> bool:
         """Whether ``path`` is utilserve's when mounted inside a native app."""
-        route = self.route.rstrip("/")
+        route = self.settings.route.rstrip("/")
         return path in HEALTH_PATHS or not route or path == route or path.startswith(route + "/")
 
     def start_once(self) -> None:

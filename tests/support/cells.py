@@ -4,39 +4,17 @@ from __future__ import annotations
 
 from .servers import Cell
 
+GUNICORN_PREFIX = ("{python}", "-m", "gunicorn", "-b", "127.0.0.1:{port}")
+
 
 def gunicorn(workers: int = 2, threads: int = 4) -> tuple[str, ...]:
     """gunicorn with ``workers`` threaded workers of ``threads`` threads each."""
-    return (
-        "{python}",
-        "-m",
-        "gunicorn",
-        "-b",
-        "127.0.0.1:{port}",
-        "-k",
-        "gthread",
-        "-w",
-        str(workers),
-        "--threads",
-        str(threads),
-        "{app}",
-    )
+    return (*GUNICORN_PREFIX, "-k", "gthread", "-w", str(workers), "--threads", str(threads), "{app}")
 
 
 UVICORN = ("{python}", "-m", "uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}", "--no-access-log")
 GUNICORN = gunicorn()
-GUNICORN_UVICORN = (
-    "{python}",
-    "-m",
-    "gunicorn",
-    "-b",
-    "127.0.0.1:{port}",
-    "-k",
-    "uvicorn_worker.UvicornWorker",
-    "-w",
-    "2",
-    "{app}",
-)
+GUNICORN_UVICORN = (*GUNICORN_PREFIX, "-k", "uvicorn_worker.UvicornWorker", "-w", "2", "{app}")
 UWSGI = (
     "{bin}/uwsgi",
     "--http11-socket",

@@ -96,7 +96,7 @@ def _view(handler: Handler, asynchronous: bool) -> Callable[..., Any]:
 
 def _patterns(handler: Handler, asynchronous: bool, catch_all: bool = False) -> list[URLPattern]:
     view = _view(handler, asynchronous)
-    prefix = handler.route.strip("/")
+    prefix = handler.settings.route.strip("/")
     if catch_all or not prefix:
         return [re_path(r"", view)]
     health = "|".join(re.escape(path.strip("/")) for path in HEALTH_PATHS)
@@ -149,7 +149,7 @@ def _configure_standalone(handler: Handler) -> None:
         DATA_UPLOAD_MAX_MEMORY_SIZE=None,
         DATA_UPLOAD_MAX_NUMBER_FIELDS=None,
         DATA_UPLOAD_MAX_NUMBER_FILES=None,
-        FILE_UPLOAD_MAX_MEMORY_SIZE=handler.max_body_size,
+        FILE_UPLOAD_MAX_MEMORY_SIZE=handler.settings.max_body_size,
     )
 
 
@@ -162,7 +162,7 @@ def _mount(handler: Handler, asynchronous: bool, catch_all: bool) -> None:
     if any(getattr(getattr(p, "callback", None), "utilserve_handler", None) is handler for p in existing):
         return
     ours = _patterns(handler, asynchronous, catch_all)
-    at_end = catch_all or not handler.route.strip("/")
+    at_end = catch_all or not handler.settings.route.strip("/")
     module.urlpatterns = [*existing, *ours] if at_end else [*ours, *existing]
     clear_url_caches()
 

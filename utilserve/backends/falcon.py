@@ -87,7 +87,7 @@ def _asgi_sink(handler: Handler) -> Any:
 
 def _prefix(handler: Handler, standalone: bool) -> re.Pattern[str]:
     """Every path for a new app; in a native app only the service route and the health paths."""
-    route = handler.route.rstrip("/")
+    route = handler.settings.route.rstrip("/")
     if standalone or not route:
         return re.compile("")
     paths = [re.escape(route) + "(?:/.*)?", *(re.escape(path) for path in HEALTH_PATHS)]

@@ -35,7 +35,7 @@ def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
         )
         return _native(handler.handle(request), NativeResponse)
 
-    prefix = handler.route.rstrip("/") if native is not None else ""
+    prefix = handler.settings.route.rstrip("/") if native is not None else ""
     rules = [prefix or "/", prefix + "/<path:path>", *(HEALTH_PATHS if prefix else ())]
     for rule in rules:
         app.add_url_rule(

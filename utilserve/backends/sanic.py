@@ -51,10 +51,10 @@ def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, 
         )
         response = await handler.ahandle(neutral)
         if request.stream is not None and _has_body(request):
-            await _discard(request.stream, handler.max_body_size)
+            await _discard(request.stream, handler.settings.max_body_size)
         return NativeResponse(response.body, response.status, Header(response.headers))
 
-    prefix = handler.route.rstrip("/") if native is not None else ""
+    prefix = handler.settings.route.rstrip("/") if native is not None else ""
     uris = [prefix or "/", prefix + "/<path:path>", *(HEALTH_PATHS if prefix else ())]
     for index, uri in enumerate(uris):
         app.add_route(view, uri, methods=METHODS, name=f"utilserve_{index}", stream=True, strict_slashes=False)

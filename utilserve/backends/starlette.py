@@ -59,7 +59,7 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
 
 def routes(handler: Handler, standalone: bool) -> list[BaseRoute]:
     endpoint = Endpoint(handler)
-    prefix = handler.route.rstrip("/")
+    prefix = handler.settings.route.rstrip("/")
     if standalone or not prefix:
         return [Route("/{path:path}", endpoint)]
     paths = [prefix, prefix + "/{path:path}", *HEALTH_PATHS]

@@ -59,7 +59,7 @@ class Endpoint(tornado.web.RequestHandler):
         self.request.connection.set_max_body_size(sys.maxsize)  # type: ignore[attr-defined]  # on HTTP1Connection
 
     def data_received(self, chunk: bytes) -> None:
-        if self.size <= self.handler.max_body_size:
+        if self.size <= self.handler.settings.max_body_size:
             self.chunks.append(chunk)
         self.size += len(chunk)
 
@@ -95,7 +95,7 @@ def application(handler: Handler, native: tornado.web.Application | None) -> tor
     target = {"handler": handler}
     if native is None:
         return tornado.web.Application([(r".*", Endpoint, target)])
-    prefix = handler.route.rstrip("/")
+    prefix = handler.settings.route.rstrip("/")
     owned = [re.escape(prefix) + "(?:/.*)?", *(re.escape(path) + "/?" for path in HEALTH_PATHS)]
     pattern = f"(?:{'|'.join(owned)})" if prefix else r".*"
     native.add_handlers(r".*", [(pattern, Endpoint, target)])
