@@ -3,6 +3,11 @@
 A row per backend of ``utilserve/backends/`` whose framework is installed. A
 fresh server per app and run, one at a time, in alternating order, so that
 drift in other work on the machine weighs on both apps alike.
+
+``--observability`` measures three apps per row instead (starlette and flask
+unless ``--backends`` says otherwise): the native hello-world, utilserve's
+with metrics and the access log off, and utilserve's with everything on as
+by default, its access log written to the server's log file.
 """
 
 import argparse
@@ -14,6 +19,7 @@ import os
 import shutil
 import statistics
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 from tests.support.servers import exit_on_sigterm, request
@@ -22,6 +28,8 @@ from . import loadgen, report
 from .loadgen import Load
 
 SECTION = "## Adapter overhead"
+OBSERVABILITY_SECTION = "## Observability overhead"
+OBSERVABILITY_BACKENDS = ["starlette", "flask"]
 TARGET_RATIO = 0.90
 WRK_TIMEOUT_S = 5
 US_APP = "bench.apps.us_hello:app"
@@ -64,15 +72,48 @@ VARIANTS = [
 BACKENDS = list(dict.fromkeys(v.backend for v in VARIANTS))
 
 
+@dataclass(frozen=True)
+class Side:
+    """One of the apps of a row: the native one, or utilserve's with ``env`` (``NAME=value ...``) added."""
+
+    name: str
+    native: bool = False
+    env: str = ""
+
+
+ADAPTER_SIDES = (Side("native", native=True), Side("utilserve"))
+OFF = "UTILSERVE_METRICS=0 UTILSERVE_ACCESS_LOG=0"
+OBSERVABILITY_SIDES = (Side("native", native=True), Side("off", env=OFF), Side("on"))
+"""``on`` is utilserve's default: request ids, metrics and the access log; ``off`` keeps the request ids alone."""
+
+
 @dataclass
 class Row:
     variant: Variant
-    native: list[Load] = field(default_factory=list)
-    utilserve: list[Load] = field(default_factory=list)
+    loads: dict[str, list[Load]] = field(default_factory=dict)
     error: str | None = None
+    log_lines: dict[str, list[int]] = field(default_factory=dict)  # access log lines in the server's log, per run
+
+    @property
+    def native(self) -> list[Load]:
+        return self.loads.get("native", [])
+
+    @property
+    def utilserve(self) -> list[Load]:
+        return self.loads.get("utilserve", [])
+
+    def complete(self) -> bool:
+        return bool(self.loads) and all(self.loads.values())
 
     def median(self, side: str, metric: str) -> float:
-        return statistics.median(getattr(load, metric) for load in getattr(self, side))
+        return statistics.median(getattr(load, metric) for load in self.loads[side])
+
+    def rps_ratio(self, side: str, base: str) -> float:
+        return self.median(side, "rps") / self.median(base, "rps")
+
+    def cpu_ratio(self, side: str, base: str) -> float:
+        """The throughput ratio that CPU per request implies: ``base``'s CPU ÷ ``side``'s."""
+        return self.median(base, CPU) / self.median(side, CPU)
 
     def both(self, metric: str, spec: str) -> str:
         return f"{self.median('native', metric):{spec}} / {self.median('utilserve', metric):{spec}}"
@@ -101,28 +142,51 @@ def answers_hello(port: int) -> bool:
     return True
 
 
-def measure(variant: Variant, args: argparse.Namespace) -> Row:
-    row, taskset = Row(variant), f"taskset -c {args.server_cpus}" if args.server_cpus else ""
+def access_log_lines(path: str) -> int:
+    """Lines of the access log in a server's log file: its stdout and stderr, where the default handler writes."""
+    with open(path, "rb") as log:
+        return sum(1 for line in log if b" GET /hello 200 " in line)
+
+
+def measure(variant: Variant, args: argparse.Namespace, sides: tuple[Side, ...] = ADAPTER_SIDES) -> Row:
+    """Each side's loads, a fresh server per side and run, the order of the sides reversed every other run.
+
+    A server's stdout and stderr go to a log file (``tests.support.servers``),
+    as under a process manager; it is removed after the run, kept if the run
+    failed. utilserve's metrics go to a fresh directory per run.
+    """
+    row = Row(variant, {side.name: [] for side in sides}, log_lines={side.name: [] for side in sides})
+    taskset = f"taskset -c {args.server_cpus}" if args.server_cpus else ""
     env = f"UTILSERVE_BACKEND={variant.backend} UTILSERVE_ASYNCHRONOUS={0 if variant.server in WSGI else 1}"
     for run in range(args.runs):
-        for side in ["native", "utilserve"] if run % 2 == 0 else ["utilserve", "native"]:
-            app = variant.native if side == "native" else US_APP
-            server = loadgen.server(f"{env} {taskset} {SERVERS[variant.server]}", app)
+        for side in sides if run % 2 == 0 else sides[::-1]:
+            app = variant.native if side.native else US_APP
+            metrics_dir = tempfile.mkdtemp(prefix="utilserve-bench-metrics-")
+            words = f"{env} PROMETHEUS_MULTIPROC_DIR={metrics_dir} {side.env} {taskset} {SERVERS[variant.server]}"
+            server = loadgen.server(words, app)
             try:
                 server.start(60, probe=functools.partial(answers_hello, server.port))
                 if args.warmup:
                     loadgen.run(server, "/hello", args.connections, args.warmup, WRK_TIMEOUT_S, cpus=args.wrk_cpus)
                 load = loadgen.run(server, "/hello", args.connections, args.duration, WRK_TIMEOUT_S, cpus=args.wrk_cpus)
             except loadgen.FAILED as error:
-                row.error = f"{side}: {str(error).strip()}"
-                print(f"  {variant.label} {side}: FAILED\n{error}", file=sys.stderr, flush=True)
+                row.error = f"{side.name}: {str(error).strip()}"
+                print(f"  {variant.label} {side.name}: FAILED (log {server.log.name})\n{error}", file=sys.stderr)
                 return row
             finally:
                 server.stop(10)
-            getattr(row, side).append(load)
-            print(f"  {variant.label:12} run {run + 1}/{args.runs} {side:9} {load.summary()}", flush=True)
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+            server.log.close()
+            lines = access_log_lines(server.log.name)
+            os.unlink(server.log.name)
+            row.loads[side.name].append(load)
+            row.log_lines[side.name].append(lines)
+            print(
+                f"  {variant.label:12} run {run + 1}/{args.runs} {side.name:9} {load.summary()}  log {lines}",
+                flush=True,
+            )
             if load.errors:
-                row.error = f"{side}: wrk saw {load.errors} non-2xx/socket errors"
+                row.error = f"{side.name}: wrk saw {load.errors} non-2xx/socket errors"
     return row
 
 
@@ -183,15 +247,102 @@ def render(
     return lines + (["", f"Not measured (framework not installed): {', '.join(skipped)}."] if skipped else [])
 
 
+def render_observability(
+    rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
+) -> list[str]:
+    pinning = f"server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
+    used = dict.fromkeys(row.variant.server for row in rows)
+    complete = [row for row in rows if row.complete()]
+    below = [row.variant.label for row in complete if row.rps_ratio("on", "native") < TARGET_RATIO]
+
+    def cells(row: Row) -> list[str]:
+        if not row.complete():
+            return ["failed: see below", *[""] * 9]
+        ratio = row.rps_ratio("on", "native")
+        trio = [f"{row.median(side, 'rps'):,.0f}" for side in ("native", "off", "on")]
+        return [
+            *trio,
+            f"**{ratio:.2f}**" + ("" if ratio >= TARGET_RATIO else " ⚠"),
+            f"{row.rps_ratio('on', 'off'):.2f}",
+            f"{row.rps_ratio('off', 'native'):.2f}",
+            " / ".join(f"{row.median(side, CPU):.0f}" for side in ("native", "off", "on")),
+            f"{row.cpu_ratio('on', 'native'):.2f}",
+            f"{row.cpu_ratio('on', 'off'):.2f}",
+            " / ".join(f"{row.median(side, 'p99_ms'):.2f}" for side in ("native", "off", "on")),
+        ]
+
+    lines = [
+        "What utilserve's observability costs on a hello-world: three apps answering `GET /hello` with "
+        '`{"message": "hello world"}` under the same server, process count and flags: the framework\'s native '
+        "hello-world (`bench/apps/native_*.py`), and utilserve's (`bench/apps/us_hello.py`) twice, "
+        f"**off** (`{OFF}`: no metrics, no access log; the request id and the tracing hook stay, as they "
+        "cannot be turned off) and **on** (the defaults: request ids, Prometheus metrics in multiprocess "
+        "mode, one access log line per request). The access log goes to the default handler on stderr, which "
+        "the bench sends with stdout to the server's log file, as a process manager would; the metrics to a "
+        "fresh `PROMETHEUS_MULTIPROC_DIR` per run. One server at a time, a fresh process per app and run, the "
+        f"order of the three reversed every other run. Load: `wrk -t2 -c{args.connections} -d{args.duration}s "
+        f"--latency --timeout {WRK_TIMEOUT_S}s`"
+        + (f" after a {args.warmup} s warm-up load; " if args.warmup else " (no warm-up); ")
+        + f"medians of {args.runs} runs. Endpoints are `async def` on async servers and `def` on WSGI ones.",
+        "",
+        *report.provenance(started),
+        f"- Machine: {report.machine()}",
+        "- Versions: " + ", ".join(f"{name} {version}" for name, version in report.versions(LIBRARIES).items()),
+        f"- utilserve source: {report.source_state(['utilserve'])}",
+        f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
+        "- One server process (WSGI: one gunicorn gthread worker with 8 threads); "
+        + (pinning if args.server_cpus else "no CPU pinning."),
+        "- Servers, the same argv for the three apps of a row:",
+        *(f"  - {name}: `{SERVERS[name].replace('{python}', 'python')}`" for name in used),
+        "",
+        *report.table(
+            "backend | server | native req/s: | off req/s: | on req/s: | on ÷ native: | on ÷ off: | off ÷ native: | "
+            "server CPU µs/req native / off / on | CPU ratio on ÷ native: | CPU ratio on ÷ off: | "
+            "p99 native / off / on (ms)",
+            [[row.variant.label, row.variant.server, *cells(row)] for row in rows],
+        ),
+        "",
+        f"Target: on ÷ native ≥ {TARGET_RATIO:.2f} (req/s)."
+        + (f" Below target: {', '.join(below)} (⚠)." if below else " All measured rows meet it."),
+        "",
+        "- on ÷ native, on ÷ off, off ÷ native: ratios of median req/s.",
+        "- server CPU µs/req: user+system CPU of the server's processes during the measured load ÷ requests "
+        "served; a CPU ratio is the slower side's CPU per request inverted (native ÷ on, off ÷ on): the "
+        "throughput ratio on a core of their own, the least sensitive to other work on the machine.",
+        "",
+        "Per run, req/s native / off / on (order reversed every other run), and in brackets the access log "
+        "lines that on's server log file held after the run (warm-up included):",
+        "",
+    ]
+    for row in rows:
+        runs = zip(*(row.loads.get(side, []) for side in ("native", "off", "on")), row.log_lines["on"], strict=False)
+        trios = "; ".join(f"{n.rps:,.0f} / {off.rps:,.0f} / {on.rps:,.0f} ({logged:,})" for n, off, on, logged in runs)
+        lines.append(f"- {row.variant.label} (native `{row.variant.native}`): {trios or 'no complete run'}")
+        if not row.error and (any(row.log_lines["native"] + row.log_lines["off"]) or not all(row.log_lines["on"])):
+            row.error = f"access log lines native / off / on: {row.log_lines}, expected only on's"
+    problems = [f"- {row.variant.label}: {row.error.splitlines()[0]}" for row in rows if row.error]
+    lines += report.block("Problems:", problems)
+    return lines + (["", f"Not measured (framework not installed): {', '.join(skipped)}."] if skipped else [])
+
+
 def main() -> int:
     parser = report.parser("bench.overhead", __doc__)
     report.add_names(parser, "--backends", BACKENDS)
+    parser.add_argument(
+        "--observability",
+        action="store_true",
+        help="native vs utilserve with metrics and access log off vs on, into the section "
+        f"{OBSERVABILITY_SECTION!r} (--backends defaults to {','.join(OBSERVABILITY_BACKENDS)})",
+    )
     parser.add_argument("--duration", type=int, default=5, help="whole seconds of load per wrk run")
     parser.add_argument("--runs", type=int, default=3, help="runs per app, alternating order")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c")
     parser.add_argument("--warmup", type=int, default=1, help="whole seconds of unmeasured load before each run")
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True, help="pin the server to CPU 0")
     args = parser.parse_args()
+    if args.observability and not any(arg.startswith("--backends") for arg in sys.argv[1:]):
+        args.backends = OBSERVABILITY_BACKENDS
+    sides = OBSERVABILITY_SIDES if args.observability else ADAPTER_SIDES
     cpus = sorted(os.sched_getaffinity(0))
     pin = args.pin and len(cpus) >= 2 and shutil.which("taskset") is not None
     args.server_cpus, args.wrk_cpus = (str(cpus[0]), ",".join(map(str, cpus[1:]))) if pin else ("", "")
@@ -205,8 +356,9 @@ def main() -> int:
             continue
         for variant in (v for v in VARIANTS if v.backend == backend):
             print(f"{variant.label} under {variant.server}", flush=True)
-            rows.append(measure(variant, args))
-    report.publish(SECTION, render(rows, skipped, args, started, (load_start, report.loadavg())), not args.no_write)
+            rows.append(measure(variant, args, sides))
+    title, write = (OBSERVABILITY_SECTION, render_observability) if args.observability else (SECTION, render)
+    report.publish(title, write(rows, skipped, args, started, (load_start, report.loadavg())), not args.no_write)
     return 1 if any(row.error for row in rows) else 0
 
 

@@ -8,20 +8,17 @@ CPU from another. Adding a row is one ``Row`` in ``ROWS``.
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
-import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tests.support.servers import ROOT, exit_on_sigterm, request
 
-from . import loadgen, report
+from . import loadgen, report, serving
 from .loadgen import UVICORN, Load
+from .serving import Row
 
 SECTION = "## Model pool"
 LIMIT = 3200.0  # items/s: 32 items per 10 ms batch
@@ -43,43 +40,27 @@ GUNICORN_SHARED = (
 )
 
 
-@dataclass(frozen=True)
-class Row:
-    """A server serving the toy model at ``POST /double``, ``{"x": 2}`` -> ``{"y": 4.0}``."""
-
-    name: str  # --rows key
-    stack: str  # server and pool, in words
-    command: str  # NAME=value ... argv, as in a shell, with {python}, {root}, {port} and {app} filled in
-    requires: str  # top-level packages, space-separated; the row is skipped without them
-    label: str = "utilserve"  # first column; utilserve's rows are held to the targets
-    start_timeout: float = 90.0
-    stop_timeout: float = 15.0  # for the first process after SIGTERM, then for the rest
-    app: str = MODEL_APP
-
-    def missing(self) -> list[str]:
-        """The packages the row needs that are not installed."""
-        return [package for package in self.requires.split() if importlib.util.find_spec(package) is None]
-
-
-ROWS = [
-    Row(
-        "utilserve-starlette",
-        "starlette, uvicorn (1 process, uvloop, httptools); thread pool",
-        f"UTILSERVE_BACKEND=starlette UTILSERVE_POOL=thread {UVICORN}",
-        "starlette uvicorn",
-    ),
+STARLETTE = Row(
+    "utilserve-starlette",
+    "starlette, uvicorn (1 process, uvloop, httptools); thread pool",
+    f"UTILSERVE_BACKEND=starlette UTILSERVE_POOL=thread {UVICORN}",
+    "starlette uvicorn",
+)
+FLASK_PROCESS = Row(
+    "utilserve-flask-process",
+    "flask, gunicorn gthread (4 workers x 40 threads, deploy/gunicorn.conf.py); one shared process pool",
+    f"UTILSERVE_BACKEND=flask UTILSERVE_POOL=process {GUNICORN_SHARED}",
+    "flask gunicorn",
+)
+ROWS = [  # each serving the toy model at ``POST /double``, ``{"x": 2}`` -> ``{"y": 4.0}``
+    STARLETTE,
     Row(
         "utilserve-flask",
         "flask, gunicorn gthread (1 worker, 160 threads); thread pool",
         f"UTILSERVE_BACKEND=flask UTILSERVE_POOL=thread {GUNICORN_GTHREAD}",
         "flask gunicorn",
     ),
-    Row(
-        "utilserve-flask-process",
-        "flask, gunicorn gthread (4 workers x 40 threads, deploy/gunicorn.conf.py); one shared process pool",
-        f"UTILSERVE_BACKEND=flask UTILSERVE_POOL=process {GUNICORN_SHARED}",
-        "flask gunicorn",
-    ),
+    FLASK_PROCESS,
     Row(
         "utilserve-starlette-ray",
         "starlette, uvicorn (1 process, uvloop, httptools); Ray pool (1 replica, local Ray started by the server)",
@@ -109,13 +90,9 @@ ROWS = [
 
 
 @dataclass
-class Result:
-    row: Row
+class Result(serving.Outcome):
     loads: list[Load] = field(default_factory=list)  # the median run of each concurrency
     runs: dict[int, list[float]] = field(default_factory=dict)  # req/s of every run, by concurrency
-    startup_s: float = 0.0
-    error: str | None = None
-    survivors: list[str] = field(default_factory=list)
 
 
 def ratio(load: Load) -> float:
@@ -132,12 +109,8 @@ def doubles(port: int) -> bool:
 def measure(row: Row, concurrency: Sequence[int], duration: int, runs: int) -> Result:
     """Serve ``row``; per concurrency a warm-up, then ``runs`` loads back to back. The server stops whatever happens."""
     result, script = Result(row), str(ROOT / "bench" / "wrk" / "post_double.lua")
-    cwd = tempfile.mkdtemp(prefix="bench-pool-")  # LitServe and Ray write files into theirs
-    server, started = loadgen.server(row.command, row.app, cwd), time.monotonic()
-    try:
-        server.start(row.start_timeout, probe=lambda: doubles(server.port))
-        result.startup_s = time.monotonic() - started
-        print(f"  ready in {result.startup_s:.1f}s: port {server.port}, {len(server.members())} processes", flush=True)
+    with serving.served(result, MODEL_APP, doubles) as server:
+        serving.ready(result, server)
         for n in concurrency:
             loadgen.run(server, "/double", n, WARMUP_S, WRK_TIMEOUT_S, script)
             loads = [loadgen.run(server, "/double", n, duration, WRK_TIMEOUT_S, script) for _ in range(runs)]
@@ -147,15 +120,6 @@ def measure(row: Row, concurrency: Sequence[int], duration: int, runs: int) -> R
                     result.error = f"c={n}: wrk saw {load.errors} non-2xx/socket errors"
             result.runs[n] = [load.rps for load in loads]
             result.loads.append(sorted(loads, key=lambda load: load.rps)[(runs - 1) // 2])
-    except loadgen.FAILED as error:
-        result.error = str(error).strip()
-        print(f"  {row.name}: FAILED\n{error}", file=sys.stderr, flush=True)
-    finally:
-        server.stop(row.stop_timeout, grace=row.stop_timeout)
-        shutil.rmtree(cwd, ignore_errors=True)
-    if server.killed:
-        print(f"  {row.name}: SIGKILLed {server.killed}", flush=True)
-    result.survivors = server.survivors
     return result
 
 
@@ -190,12 +154,8 @@ def targets(results: list[Result]) -> list[str]:
 def render(
     results: list[Result], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
 ) -> list[str]:
-    found, rows = report.versions(LIBRARIES), []
-    for result in results:
-        cells = [load_cells(load) for load in result.loads] or [["-", "failed: see Problems", "", "", "", ""]]
-        rows += [[result.row.label, result.row.stack, *cells[0]], *(["", "", *cell] for cell in cells[1:])]
+    rows = [line for r in results for line in serving.lines(r.row, [load_cells(load) for load in r.loads], 6)]
     median = f"{args.runs} measurements back to back per cell, the median one (by req/s) shown"
-    left = "; ".join(f"{r.row.name}: {r.survivors}" for r in results if r.survivors)
     lines = [
         "The toy model of `examples/batched.py` (`Doubler`: each batch of up to 32 items costs 10 ms of "
         "`time.sleep`, whatever its size; so at most **3,200 items/s**) served over HTTP at `POST /double` "
@@ -205,11 +165,9 @@ def render(
         f"warm-up at the same N; {median if args.runs > 1 else 'one measurement per cell'}. One item per request, "
         "so req/s = items/s; ratio = req/s ÷ 3,200.",
         "",
-        *report.provenance(started),
-        f"- Machine: {report.machine()}. wrk runs on the same CPUs as the server.",
-        f"- Versions: utilserve {found.pop('utilserve', '?')} ({report.source_state(SOURCES)}), "
-        + ", ".join(f"{name} {version}" for name, version in found.items()),
-        f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
+        *report.setting(
+            started, f"{report.machine()}. wrk runs on the same CPUs as the server.", LIBRARIES, SOURCES, load
+        ),
         "",
         *report.table(f"stack | server, pool | {LOAD_COLUMNS}", rows),
         "",
@@ -218,10 +176,7 @@ def render(
         f"everything else on the machine (other work sharing it); the machine has {os.cpu_count()} CPUs in all.",
         *report.block("Targets:", targets(results)),
         "",
-        "Startup (launch to first successful POST): "
-        + ", ".join(f"{r.row.name} {r.startup_s:.1f} s" for r in results if r.startup_s)
-        + ". Every server was stopped after its row (SIGTERM, then SIGKILL to anything left in its session); "
-        + (f"processes left over: {left}" if left else "none was left over."),
+        serving.startup(results, "launch to first successful POST"),
     ]
     per_run = [
         f"- {r.row.name} c={n}: {', '.join(f'{rps:,.0f}' for rps in rates)}"
@@ -229,8 +184,7 @@ def render(
         for n, rates in r.runs.items()
     ]
     lines += report.block("Per-run req/s:", per_run if args.runs > 1 else [])
-    lines += report.block("Problems:", [f"- {r.row.name}: {r.error.splitlines()[0]}" for r in results if r.error])
-    return lines + (["", "Not measured: " + "; ".join(skipped) + "."] if skipped else [])
+    return lines + serving.problems(results, skipped)
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -248,14 +202,10 @@ def main() -> int:
     add_load_options(parser)
     args = parser.parse_args()
     exit_on_sigterm()
-    started, load_start, results, skipped = dt.datetime.now(dt.UTC), report.loadavg(), [], []
-    for row in (row for row in ROWS if row.name in args.rows):
-        if missing := row.missing():
-            skipped.append(f"{row.name} ({', '.join(missing)} not installed)")
-            print(f"skip {skipped[-1]}", flush=True)
-            continue
-        print(f"{row.name}: {row.stack}", flush=True)
-        results.append(measure(row, args.concurrency, args.duration, args.runs))
+    started, load_start, skipped = dt.datetime.now(dt.UTC), report.loadavg(), []
+    results = [
+        measure(row, args.concurrency, args.duration, args.runs) for row in serving.chosen(ROWS, args.rows, skipped)
+    ]
     report.publish(SECTION, render(results, skipped, args, started, (load_start, report.loadavg())), not args.no_write)
     return 1 if any(r.error or r.survivors for r in results) else 0
 

@@ -99,6 +99,21 @@ def provenance(started: dt.datetime) -> list[str]:
     return ["```", command(), "```", "", f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}"]
 
 
+def setting(
+    started: dt.datetime, machine: str, libraries: str, sources: Sequence[str], load: Sequence[str]
+) -> list[str]:
+    """A section's opening lines: ``provenance``, the ``machine`` in words, the versions of ``libraries`` (utilserve's
+    with the state of ``sources``), and the load average at start and end, ``load``."""
+    found = versions(libraries)
+    return [
+        *provenance(started),
+        f"- Machine: {machine}",
+        f"- Versions: utilserve {found.pop('utilserve', '?')} ({source_state(sources)}), "
+        + ", ".join(f"{name} {version}" for name, version in found.items()),
+        f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
+    ]
+
+
 def table(header: str, rows: Iterable[Sequence[object]]) -> list[str]:
     """A Markdown table under ``header``, "a | b: | c"; a column whose name ends in ":" is right-aligned ("---:")."""
     columns = header.split(" | ")

@@ -11,7 +11,8 @@ import sys
 from tests.support.servers import exit_on_sigterm
 
 from . import pool, pool_ipc, report, shared_memory
-from .pool import GUNICORN_SHARED, Row
+from .pool import GUNICORN_SHARED
+from .serving import Row
 
 SECTION = "## Shared process pool"
 PARTS = ("ipc", "throughput", "memory")

@@ -14,6 +14,9 @@ every deployment:
                             worker: an ASGI backend (starlette, fastapi, django/falcon asgi)
     UTILSERVE_THREADS       threads per gthread worker   (8)
     UTILSERVE_POOL          pool kind for every model    (process, unless already set)
+    FORWARDED_ALLOW_IPS     gunicorn's own: peers whose X-Forwarded-Proto counts (127.0.0.1,::1);
+                            behind nginx (deploy/nginx.conf), bind unix:PATH, whose peer
+                            always counts: the socket's permissions decide who connects
 
 How the pool is wired in: ``UTILSERVE_POOL=process`` makes each model a
 process pool. The first worker that serves a request (or, with the uvicorn

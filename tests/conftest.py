@@ -1,15 +1,43 @@
-"""Fixtures shared by the test areas: real servers, and the log and processes of the pool tests' models."""
+"""Fixtures shared by the test areas: real servers, and the log and processes of the pool tests' models;
+and the end-of-run summary of what the tools written by others counted.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from .support import tally
+from .support.browser import REPORTS
+from .support.browser import browser as browser
 from .support.processes import Processes
 from .support.servers import Server
+
+logging.getLogger("utilserve.access").addHandler(logging.NullHandler())
+"""Services built in this process log their requests nowhere; the servers that tests start keep their own."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The counts of the tools written by others (schemathesis, wsgiref's validator), for the issue notes to quote."""
+    counted = tally.lines()
+    if counted:
+        terminalreporter.section("tools written by others")
+        for line in counted:
+            terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test, for fixtures that save what a failed test saw (``browser``)."""
+    report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import api
 from .api import API, UploadFile
+from .cors import CORS
 from .errors import HTTPError
+from .events import Event, EventStream
 from .http import Request, Response
 from .pool import Model, ModelHandle
 from .service import Service, current
@@ -39,8 +41,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "API",
+    "CORS",
     "Env",
     "EnvError",
+    "Event",
+    "EventStream",
     "HTTPError",
     "Model",
     "ModelHandle",

@@ -8,10 +8,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from .backends import BACKENDS
 from .pool import Model
 from .service import Service
 
@@ -38,9 +40,28 @@ def _service(target: str) -> Service:
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.reload:
+        _run_reloading(args)
+        return
+    if args.reload_dir:
+        raise SystemExit("utilserve run: --reload-dir needs --reload")
     if args.backend:
         os.environ["UTILSERVE_BACKEND"] = args.backend
     _service(args.target).run(host=args.host, port=args.port)
+
+
+def _run_reloading(args: argparse.Namespace) -> None:
+    from . import reload
+
+    argv = [sys.executable, "-m", "utilserve", "run", args.target]
+    for flag in ("backend", "host", "port"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag}", str(getattr(args, flag))]
+    watched = [Path(d) for d in args.reload_dir or [os.getcwd()]]
+    for directory in watched:
+        if not directory.is_dir():
+            raise SystemExit(f"utilserve run: --reload-dir {directory} is not a directory")
+    reload.serve(argv, watched)
 
 
 def _openapi(args: argparse.Namespace) -> None:
@@ -64,6 +85,16 @@ def _debug(args: argparse.Namespace) -> None:
     if isinstance(result, Exception):
         raise SystemExit(f"utilserve: {model_cls.__name__} failed this item: {type(result).__name__}: {result}")
     print(model_cls.Output.model_validate(result).model_dump_json())
+
+
+def _create(args: argparse.Namespace) -> None:
+    from .scaffold import ScaffoldError, create
+
+    try:
+        root = create(args.name, args.backend, args.model, Path.cwd())
+    except ScaffoldError as exc:
+        raise SystemExit(f"utilserve create: {exc}") from None
+    print(f"created {root}; its README.md says how to serve and test it")
 
 
 def _pool(args: argparse.Namespace) -> None:
@@ -100,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     run.add_argument("--backend", help="override the service's backend (flask, starlette, ...)")
     run.add_argument("--host")
     run.add_argument("--port", type=int)
+    run.add_argument("--reload", action="store_true", help="restart when a Python file changes (development)")
+    run.add_argument(
+        "--reload-dir",
+        action="append",
+        metavar="DIR",
+        help="with --reload, watch DIR (repeatable; default: the current directory)",
+    )
     run.set_defaults(func=_run)
 
     openapi = commands.add_parser("openapi", help="print TARGET's OpenAPI 3.1 document")
@@ -110,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug.add_argument("target", metavar="MODEL_TARGET", help="module:ModelClass")
     debug.add_argument("--input", required=True, help="the Input as JSON")
     debug.set_defaults(func=_debug)
+
+    create = commands.add_parser("create", help="write a new project NAME: a service, tests, deploy/ and a README")
+    create.add_argument("name", metavar="NAME", help="the project and its package: a lowercase Python identifier")
+    create.add_argument("--backend", choices=BACKENDS, default="starlette", help="web framework (default: starlette)")
+    create.add_argument("--model", action="store_true", help="add a small batched model served at a route")
+    create.set_defaults(func=_create)
 
     pool = commands.add_parser("pool", help="run the process pool of TARGET's models in the foreground (a sidecar)")
     pool.add_argument("target", metavar="TARGET", help="module:service")

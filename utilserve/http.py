@@ -9,7 +9,7 @@ endpoint that reads nothing costs nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol, TypeGuard
 from urllib.parse import parse_qs
@@ -23,11 +23,14 @@ logger = logging.getLogger("utilserve")
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 BINARY = "application/octet-stream"
+NDJSON = "application/x-ndjson"
 
 SyncBody = Callable[[int], bytes]
 """A ``read(n)`` callable over the request body (a WSGI input stream)."""
 AsyncBody = AsyncIterable[bytes]
 """An async iterator of body chunks (an ASGI receive stream)."""
+Chunks = Iterator[bytes] | AsyncIterator[bytes]
+"""A response body sent as it is produced: sync for WSGI servers, async for ASGI ones."""
 
 
 class HeaderMap(Protocol):
@@ -51,6 +54,7 @@ class Request:
         "path",
         "path_params",
         "query_string",
+        "route",
     )
 
     def __init__(
@@ -70,6 +74,9 @@ class Request:
         self.client = client
         self.native = native
         self.path_params: dict[str, str] = {}
+        self.route: str | None = None
+        """The route template of the path (``/items/{item_id}``), set when a route has the path, even for another
+        method; None until matched, or when none has it."""
         if isinstance(body, bytes):
             self._body: bytes | None = body
             self._stream: SyncBody | AsyncBody | None = None
@@ -108,13 +115,15 @@ class Request:
             stream = self._stream
             if not _is_reader(stream):
                 raise RuntimeError("this request's body is an async stream: use aread_body()")
-            self._check_declared_length(limit)
+            declared = self._check_declared_length(limit)
             try:
                 data = stream(limit + 1)
             except Exception as exc:
                 raise _unreadable(exc) from exc
             if len(data) > limit:
                 raise _too_large(limit)
+            if declared is not None and len(data) < declared:  # some WSGI inputs just end where the client stopped
+                raise _unreadable(EOFError(f"{len(data)} of {declared} bytes came"))
             self._body = data
         return self._body
 
@@ -140,23 +149,27 @@ class Request:
             self._body = b"".join(chunks)
         return self._body
 
-    def _check_declared_length(self, limit: int) -> None:
+    def _check_declared_length(self, limit: int) -> int | None:
+        """The Content-Length, if given; one over ``limit`` is refused before reading (413)."""
         declared = self.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        if not (declared and declared.isdigit()):
+            return None
+        if int(declared) > limit:
             raise _too_large(limit)
+        return int(declared)
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"
 
 
 class Response:
-    """A complete response: status, headers and body bytes.
+    """A response: status, headers and body bytes, or the chunks of a streamed body.
 
     ``content`` may be bytes (sent as is), str (text/plain), or anything
     JSON-serialisable, pydantic models included (application/json).
     """
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "chunks", "headers", "status")
 
     def __init__(
         self,
@@ -169,6 +182,7 @@ class Response:
         self.headers: list[tuple[str, str]] = list(headers.items() if isinstance(headers, Mapping) else headers or ())
         body, default_type = render(content)
         self.body = body
+        self.chunks: Chunks | None = None
         content_type = media_type or default_type
         if content_type and not any(name.lower() == "content-type" for name, _ in self.headers):
             self.headers.append(("content-type", content_type))
@@ -183,7 +197,22 @@ class Response:
         response = cls.__new__(cls)
         response.status = status
         response.body = body
+        response.chunks = None
         response.headers = [("content-type", JSON), *(headers or ())]
+        return response
+
+    @classmethod
+    def stream(
+        cls,
+        content: Iterable[Any] | AsyncIterable[Any],
+        media_type: str = BINARY,
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    ) -> Response:
+        """A body sent chunk by chunk as ``content`` yields: str or bytes as they are, anything else as an
+        NDJSON line. Sync iterables are never iterated on an event loop."""
+        response = cls(b"", status, headers, media_type)
+        response.chunks = encoded(content)
         return response
 
     @classmethod
@@ -191,7 +220,8 @@ class Response:
         return cls.json(error.body(), error.status, list(error.headers.items()))
 
     def __repr__(self) -> str:
-        return f"<Response {self.status} {len(self.body)} bytes>"
+        size = "streamed" if self.chunks is not None else f"{len(self.body)} bytes"
+        return f"<Response {self.status} {size}>"
 
 
 def render(content: Any) -> tuple[bytes, str | None]:
@@ -203,6 +233,33 @@ def render(content: Any) -> tuple[bytes, str | None]:
     if isinstance(content, (bytearray, memoryview)):
         return bytes(content), BINARY
     return to_json(content), JSON
+
+
+def chunk(item: Any) -> bytes:
+    """One streamed item as bytes: str and bytes as they are, anything else as one NDJSON line."""
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, str):
+        return item.encode()
+    return to_json(item) + b"\n"
+
+
+def chunk_type(item: Any) -> str:
+    """The media type of a stream whose first item is ``item``."""
+    if isinstance(item, str):
+        return TEXT
+    return BINARY if isinstance(item, bytes) else NDJSON
+
+
+def encoded(content: Iterable[Any] | AsyncIterable[Any]) -> Chunks:
+    if isinstance(content, AsyncIterable):
+        return _aencoded(content)
+    return (chunk(item) for item in content)
+
+
+async def _aencoded(content: AsyncIterable[Any]) -> AsyncIterator[bytes]:
+    async for item in content:
+        yield chunk(item)
 
 
 def _is_reader(stream: object) -> TypeGuard[SyncBody]:

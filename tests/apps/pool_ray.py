@@ -2,9 +2,9 @@
 
 import os
 
-from utilserve import API, Service, api
+from utilserve import API, EventStream, Service, api
 
-from ..support.models.ray import Batching, Picky, Slow
+from ..support.models.ray import Batching, Counting, Picky, Slow
 
 
 class RootAPI(API):
@@ -18,9 +18,22 @@ class RootAPI(API):
         """A sync endpoint blocking on the model with its own deadline."""
         return {"y": slow.predict({"x": x}, timeout=timeout).y}
 
+    @api.get
+    def count(self, tag: str, n: int = 3, until: str = "", fail_at: int = -1, step_ms: int = 0) -> EventStream:
+        """Counting's outputs as events through the blocking ``handle.stream``; an item's error is an error event."""
+        item = {"tag": tag, "n": n, "until": until, "fail_at": fail_at, "step_ms": step_ms}
+        return EventStream(counting.stream(item))
+
+    @api.get
+    async def acount(self, tag: str, n: int = 3, until: str = "", fail_at: int = -1, step_ms: int = 0) -> EventStream:
+        """The same through ``handle.astream``."""
+        item = {"tag": tag, "n": n, "until": until, "fail_at": fail_at, "step_ms": step_ms}
+        return EventStream(counting.astream(item))
+
 
 service = Service(__name__, name="ray-models", api=RootAPI, route="/api", production=True)
 batching = service.model(Batching, route="/batching", workers=2, pool="ray")
 slow = service.model(Slow, route="/slow", pool="ray")
 picky = service.model(Picky, route="/picky", pool="ray")
+counting = service.model(Counting, pool="ray")
 app = service.application()

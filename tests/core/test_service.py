@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 import flask
@@ -14,9 +15,11 @@ import starlette.applications
 from pydantic import BaseModel
 
 import utilserve
-from utilserve import API, Env, HTTPError, Request, Response, Service, api, concurrency
-from utilserve.backends import resolve_backend
+from utilserve import API, Env, EventStream, HTTPError, Request, Response, Service, api, concurrency
+from utilserve.backends import asgi_path, path_text, resolve_backend, wsgi_path
 from utilserve.http import render
+
+from ..support.models.thread import Doubled, Doubling
 
 
 class Root(API):
@@ -76,17 +79,6 @@ def test_sync_endpoint_runs_off_the_event_loop() -> None:
     handler = service().setup()
     response = asyncio.run(handler.ahandle(Request("GET", "/api/from_sync")))
     assert b'"utilserve' in response.body, response.body
-
-
-class Doubling(utilserve.Model):
-    class Input(BaseModel):
-        x: int
-
-    class Output(BaseModel):
-        y: int
-
-    def predict(self, batch: list[Input]) -> list[Output]:
-        return [self.Output(y=2 * item.x) for item in batch]
 
 
 def test_a_model_route_with_a_path_parameter_is_refused_when_the_app_is_built() -> None:
@@ -152,6 +144,30 @@ def test_streamed_body_over_limit_is_413() -> None:
     response = asyncio.run(handler.ahandle(Request("POST", "/api/raw", "", {}, chunks())))
     assert response.status == 413
     assert response.body == b'{"error":{"status":413,"message":"request body exceeds the limit of 10 bytes"}}'
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400() -> None:
+    """Some WSGI inputs just end where the client stopped: a cut body must not pass for a whole one."""
+    response = call(service(), "POST", "/api/raw", b"abc", {"content-length": "10"})
+    assert response.status == 400
+    assert response.body == b'{"error":{"status":400,"message":"the request body could not be read (EOFError)"}}'
+
+
+def test_a_path_whose_bytes_are_not_utf8_is_a_400_on_both_entry_points() -> None:
+    handler = service().setup()
+    path = path_text(b"/api/items/\xff")
+    expected = b'{"error":{"status":400,"message":"the request path is not valid UTF-8"}}'
+    for response in handler.handle(Request("GET", path)), asyncio.run(handler.ahandle(Request("GET", path))):
+        assert (response.status, response.body) == (400, expected)
+
+
+def test_servers_paths_keep_bytes_that_are_not_utf8_and_nothing_else() -> None:
+    """ASGI servers and WSGI frameworks turn such bytes into U+FFFD or %FF; the bytes as sent tell them apart."""
+    assert asgi_path("/a/\ufffd", {"raw_path": b"/a/%FF"}) == path_text(b"/a/\xff")
+    assert asgi_path("/a/\ufffd", {"raw_path": b"/a/%EF%BF%BD"}) == "/a/\ufffd"  # a U+FFFD the client sent
+    assert asgi_path("/a/\ufffd", {}) == "/a/\ufffd"  # no raw_path: the server's word stands
+    assert wsgi_path("/a/%FF", "/a/\xff") == path_text(b"/a/\xff")
+    assert wsgi_path("/a/\xe9", "/a/\xc3\xa9") == "/a/\xe9"
 
 
 def test_backend_resolves_from_name_module_and_instance(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -253,6 +269,61 @@ def test_hooks_run_once_and_shutdown_in_reverse() -> None:
     assert calls == ["a", "b", "d", "c"] and not svc.ready
 
 
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["wsgi", "asgi-without-lifespan"])
+def test_a_startup_that_failed_is_tried_again_by_the_next_request(asynchronous: bool) -> None:
+    svc = Service(name="flaky", route="/api")
+    svc.model(Doubling, route="/double")
+    failures = ["the database is not up yet"]
+
+    @svc.on_startup
+    def connect() -> None:
+        if failures:
+            raise ConnectionError(failures.pop())
+
+    handler = svc.setup()
+
+    def double() -> Response:
+        request = Request("POST", "/api/double", "", {"content-type": "application/json"}, b'{"x": 2}')
+        if asynchronous:
+            return asyncio.run(handler.ahandle(request))
+        handler.start_once()
+        return handler.handle(request)
+
+    if asynchronous:
+        assert double().status == 500  # where the startup runs inside the request, as an error in it
+    else:
+        with pytest.raises(ConnectionError):  # where the adapter starts before the request, as the server's 500
+            double()
+    assert not svc.ready
+    try:
+        assert double().body == b'{"y":4}'
+        assert svc.ready
+    finally:
+        svc.shutdown()
+
+
+def test_openapi_documents_what_a_streaming_endpoint_sends() -> None:
+    class Streams(API):
+        @api.get
+        def text(self) -> Iterator[str]:
+            yield "a"
+
+        @api.get
+        async def lines(self) -> AsyncIterator[Doubled]:
+            yield Doubled(y=1)
+
+        @api.get
+        def events(self) -> EventStream:
+            return EventStream(["a"])
+
+    paths = Service(name="streams", api=Streams).openapi()["paths"]
+    sent = {path: paths[path]["get"]["responses"]["200"]["content"] for path in ("/text", "/lines", "/events")}
+    assert sent["/text"] == {"text/plain": {"schema": {"type": "string"}}}
+    assert list(sent["/lines"]) == ["application/x-ndjson"]
+    assert sent["/lines"]["application/x-ndjson"]["schema"]["$ref"].endswith("/Doubled")
+    assert sent["/events"] == {"text/event-stream": {"schema": {"type": "string"}}}
+
+
 def test_header_alias_and_list_headers() -> None:
     class Headers(API):
         @api.get
@@ -262,3 +333,22 @@ def test_header_alias_and_list_headers() -> None:
     svc = Service(name="h", api=Headers)
     response = svc.setup().handle(Request("GET", "/h", "", {"accept-language": "en, fr"}))
     assert response.body == b'["en","fr"]'
+
+
+def test_openapi_documents_any_2xx_for_an_endpoint_that_returns_a_response() -> None:
+    """A returned Response picks its own status: documented at the declared one, a 204 or 202 was judged against
+    the error shape of ``default``."""
+
+    class Answers(API):
+        @api.delete("/{item_id}")
+        def delete_item(self, item_id: int) -> Response:
+            return Response(status=204)
+
+        @api.get
+        def listed(self) -> list[int]:
+            return [1]
+
+    document = Service(name="doc-test", api=Answers).openapi()
+    assert document["paths"]["/{item_id}"]["delete"]["responses"]["2XX"] == {"description": "success"}
+    assert set(document["paths"]["/{item_id}"]["delete"]["responses"]) == {"2XX", "422", "default"}
+    assert set(document["paths"]["/listed"]["get"]["responses"]) == {"200", "default"}

@@ -11,7 +11,8 @@ import pytest
 from ..support.cells import CELLS
 from ..support.servers import Cell, Server, serve
 
-EVENT_LOOP_CELLS = [c for c in CELLS if any(s in c.name for s in ("uvicorn", "sanic", "tornado"))]
+EVENT_LOOP_SERVERS = ("uvicorn", "sanic", "tornado", "hypercorn", "daphne", "granian-asgi")
+EVENT_LOOP_CELLS = [c for c in CELLS if any(s in c.name for s in EVENT_LOOP_SERVERS)]
 
 
 @pytest.mark.parametrize("cell", EVENT_LOOP_CELLS, ids=[c.name for c in EVENT_LOOP_CELLS])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +12,14 @@ import httpx
 import pytest
 
 from ..support.cells import CELLS
+from ..support.processes import wait_until
 from ..support.servers import Cell, Server, serve
+
+STOPPED_BY_SIGINT = {
+    "starlette@uvicorn-no-lifespan": "with --lifespan off, uvicorn ends its process at SIGTERM by raising the signal "
+    "again at its default action once it has drained: no exit handler runs, so no shutdown hook; Ctrl-C exits cleanly",
+}
+"""Cells whose server leaves no way to run shutdown hooks at SIGTERM, and why; they are stopped with SIGINT."""
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=[c.name for c in CELLS])
@@ -21,7 +30,7 @@ def test_hooks_run_once_per_process_and_at_sigterm(
     server = running(serve(cell, "tests.apps.hooks:app", env={"HOOKS_LOG": str(log)}))
     with httpx.Client(base_url=server.url, timeout=10) as client:
         pids = {client.get("/api/pid").json()["pid"] for _ in range(40)}
-    server.stop()
+    server.stop(signum=signal.SIGINT if cell.name in STOPPED_BY_SIGINT else signal.SIGTERM)
     lines = [line.split() for line in log.read_text().splitlines()]
     events = collections.Counter((event, int(pid)) for event, pid in lines)
     for pid in pids:
@@ -32,3 +41,31 @@ def test_hooks_run_once_per_process_and_at_sigterm(
     started = {pid for event, pid in events if event == "startup"}
     stopped = {pid for event, pid in events if event == "shutdown"}
     assert started == stopped, lines
+
+
+GRANIAN = [cell for cell in CELLS if "granian" in cell.name]
+
+
+@pytest.mark.parametrize("moment", ["importing", "built"])
+@pytest.mark.parametrize("cell", GRANIAN, ids=[c.name for c in GRANIAN])
+def test_a_granian_worker_told_to_stop_while_it_loads_the_app_exits_and_its_server_with_it(
+    cell: Cell, moment: str, tmp_path: Path, running: Callable[[Server], Server]
+) -> None:
+    """Granian's worker inherits its master's handler until it has loaded the app: a SIGTERM then was lost.
+
+    It now ends the worker as soon as the app is built, or at once if it comes after that.
+    """
+    log, claim = tmp_path / "hooks.log", tmp_path / "slow"
+    claim.touch()
+    env = {"HOOKS_LOG": str(log), "SLOW_TO_LOAD": str(claim), "SLOW_WHILE": moment}
+    server = running(serve(cell, "tests.apps.slow_to_load:app", env=env))
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        serving = client.get("/api/pid").json()["pid"]
+    loading = int(wait_until(lambda: re.search(r"^loading (\d+)$", log.read_text(), re.M), "the slow worker")[1])
+
+    returncode = server.stop(timeout=15)
+
+    assert (returncode, server.killed) == (0, []), server.output()
+    events = collections.Counter(line.split()[0] for line in log.read_text().splitlines() if str(loading) in line)
+    assert events == {"loading": 1}, log.read_text()
+    assert f"shutdown {serving}" in log.read_text()

@@ -9,7 +9,11 @@ import httpx
 import pytest
 
 from ..support.cells import GUNICORN, UVICORN
-from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
+from ..support.mounting import (
+    assert_native_answers_elsewhere,
+    assert_unlisted_method_is_utilserve_405,
+    assert_utilserve_answers_its_paths,
+)
 from ..support.servers import Cell, Server, serve
 
 APP = "tests.apps.mount_django:app"
@@ -47,5 +51,6 @@ def test_utilserve_post_is_not_stopped_by_the_project_csrf_middleware(client: ht
 
 def test_each_side_answers_its_own_paths(client: httpx.Client) -> None:
     assert_utilserve_answers_its_paths(client)
+    assert_unlisted_method_is_utilserve_405(client)
     assert client.get("/api/nope").headers["x-project"] == "stamped"
     assert_native_answers_elsewhere(client, "/nope", "/apix")

@@ -9,7 +9,11 @@ import httpx
 import pytest
 
 from ..support.cells import cell_named
-from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
+from ..support.mounting import (
+    assert_native_answers_elsewhere,
+    assert_unlisted_method_is_utilserve_405,
+    assert_utilserve_answers_its_paths,
+)
 from ..support.servers import Server, serve
 
 # cell -> (app, what the native resource answers, what the native middleware stamps)
@@ -47,4 +51,5 @@ def test_utilserve_endpoint_answers_through_native_middleware(client: httpx.Clie
 
 def test_each_side_answers_its_own_paths(client: httpx.Client) -> None:
     assert_utilserve_answers_its_paths(client)
+    assert_unlisted_method_is_utilserve_405(client)
     assert_native_answers_elsewhere(client, "/other", "/apix", "/livez/x")

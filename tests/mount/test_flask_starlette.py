@@ -9,7 +9,11 @@ import httpx
 import pytest
 
 from ..support.cells import cell_named
-from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
+from ..support.mounting import (
+    assert_native_answers_elsewhere,
+    assert_unlisted_method_is_utilserve_405,
+    assert_utilserve_answers_its_paths,
+)
 from ..support.servers import Server, serve
 
 # cell -> (app, what the native route answers)
@@ -35,4 +39,5 @@ def test_native_and_utilserve_routes_both_answer(client: httpx.Client, cell_name
     ours = client.get("/api/hello?name=m")
     assert ours.json() == {"message": "hello m"} and ours.headers["x-native"] == "yes"
     assert_utilserve_answers_its_paths(client)
+    assert_unlisted_method_is_utilserve_405(client)
     assert_native_answers_elsewhere(client, "/elsewhere", "/apix")

@@ -9,7 +9,11 @@ import httpx
 import pytest
 
 from ..support.cells import cell_named
-from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
+from ..support.mounting import (
+    assert_native_answers_elsewhere,
+    assert_unlisted_method_is_utilserve_405,
+    assert_utilserve_answers_its_paths,
+)
 from ..support.servers import Server, serve
 
 
@@ -38,6 +42,15 @@ def test_each_side_answers_its_own_paths(client: httpx.Client) -> None:
     assert_utilserve_answers_its_paths(client)
     assert client.get("/livez/").json() == {"status": "ok"}
     assert_native_answers_elsewhere(client, "/elsewhere", "/apix", "/livez/x")
+
+
+def test_unlisted_method_is_utilserve_405(client: httpx.Client) -> None:
+    assert_unlisted_method_is_utilserve_405(client)
+
+
+def test_an_unlisted_method_on_a_native_route_keeps_sanics_405(client: httpx.Client) -> None:
+    wrong = client.request("QUERY", "/native")
+    assert wrong.status_code == 405 and b'"error":{"status"' not in wrong.content, wrong.content
 
 
 def test_body_over_the_limit_is_utilserve_413(client: httpx.Client) -> None:

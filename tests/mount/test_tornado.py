@@ -10,7 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..support.mounting import assert_native_answers_elsewhere, assert_utilserve_answers_its_paths
+from ..support.mounting import (
+    assert_native_answers_elsewhere,
+    assert_unlisted_method_is_utilserve_405,
+    assert_utilserve_answers_its_paths,
+)
 from ..support.servers import Server, free_port
 
 ITEMS = [1] * 1000
@@ -47,6 +51,7 @@ def test_utilserve_endpoints_answer_through_native_transform(client: httpx.Clien
 
 def test_each_side_answers_its_own_paths(client: httpx.Client) -> None:
     assert_utilserve_answers_its_paths(client)
+    assert_unlisted_method_is_utilserve_405(client)
     assert client.get("/livez/").json() == {"status": "ok"}
     assert_native_answers_elsewhere(client, "/elsewhere", "/apix", "/livez/x")
 

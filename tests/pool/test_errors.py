@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import ConfigDict
 
 from utilserve.errors import HTTPError
 from utilserve.pool import Model, ModelHandle
@@ -120,6 +121,31 @@ def test_invalid_input_is_a_422_naming_each_field() -> None:
     assert [d["field"] for d in missing.value.detail] == ["x"]
 
 
+def test_a_strict_handle_refuses_what_a_lax_one_coerces() -> None:
+    """Python callers hand Python values: strict mode wants their own types, as pydantic's strict Python mode does."""
+    with ModelHandle(echo()) as lax, ModelHandle(echo(), strict=True) as strict:
+        assert lax.predict({"x": "7", "block": 0}).x == 7
+        with pytest.raises(HTTPError) as caught:
+            strict.predict({"x": "7", "block": 0})
+        assert strict.predict({"x": 7}).x == 7
+        assert strict.predict(EchoOut(x=8)).x == 8
+    assert caught.value.status == 422
+    assert [(d["in"], d["field"], d["type"]) for d in caught.value.detail] == [
+        ("body", "x", "int_type"),
+        ("body", "block", "bool_type"),
+    ]
+
+
+class StrictEchoIn(EchoIn):
+    model_config = ConfigDict(strict=True)
+
+
+def test_a_lax_handle_leaves_an_input_that_declares_itself_strict_strict() -> None:
+    with ModelHandle(echo(Input=StrictEchoIn), strict=False) as handle, pytest.raises(HTTPError) as caught:
+        handle.predict({"x": "7"})
+    assert [(d["field"], d["type"]) for d in caught.value.detail] == [("x", "int_type")]
+
+
 def test_an_input_instance_or_another_pydantic_model_is_accepted() -> None:
     with ModelHandle(echo()) as handle:
         assert handle.predict(EchoIn(x=3)).x == 3
@@ -136,7 +162,7 @@ def test_an_unknown_pool_kind_lists_the_supported_ones() -> None:
     [
         ({"workers": 0}, ValueError, "workers must be an int >= 1, got 0"),
         ({"model_cls": dict}, TypeError, "needs a Model subclass"),
-        ({"model_cls": Model}, TypeError, "Model does not implement predict"),
+        ({"model_cls": Model}, TypeError, "Model implements neither predict"),
     ],
 )
 def test_handle_arguments_are_checked(kwargs: dict[str, Any], error: type[Exception], text: str) -> None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import threading
+import types
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import pytest
 
+from utilserve.concurrency import STOPS
 from utilserve.errors import HTTPError
 from utilserve.pool import ModelHandle
 
 from ..support.models.thread import Echo, echo
 from ..support.pool import WAIT_S, outcome
+from ..support.processes import wait_until
 
 
 class SlowLoad(Echo):
@@ -32,29 +38,91 @@ def slow_load(**settings: object) -> type[SlowLoad]:
     return echo(SlowLoad, loading=threading.Event(), loaded_in=[], torn_down_in=[], **settings)  # type: ignore[return-value]  # a SlowLoad handle
 
 
+class Masked(Echo):
+    masks: ClassVar[list[set[signal.Signals]]] = []
+
+    def setup(self) -> None:
+        type(self).masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+
+
 class BrokenLoad(Echo):
     def setup(self) -> None:
         raise OSError("weights.bin not found")
 
 
-def test_not_ready_while_setup_runs_then_ready() -> None:
+def test_an_item_waits_while_setup_runs_within_its_deadline() -> None:
     model = slow_load()
     handle = ModelHandle(model, workers=2)
     handle.start()
     try:
         assert not handle.ready
         assert handle.wait_ready(0.05) is False
-        error = outcome(handle.predict, {"x": 1})
+        error = outcome(handle.predict, {"x": 1}, timeout=0.1)
         assert isinstance(error, HTTPError) and error.status == 503
+        assert error.message == "model SlowLoad is not ready (still loading after 0.1 s)"
         assert error.headers == {"Retry-After": "1"}
-        model.loading.set()
-        assert handle.wait_ready(WAIT_S)
+        with ThreadPoolExecutor(1) as waiting:
+            early = waiting.submit(handle.predict, {"x": 1})
+            assert not early.done()
+            model.loading.set()
+            assert early.result(WAIT_S).x == 1
         assert handle.ready
-        assert handle.predict({"x": 1}).x == 1
     finally:
         handle.stop()
     assert len(model.loaded_in) == 2
     assert all(name.startswith("utilserve-SlowLoad-") for name in model.loaded_in)
+
+
+def test_an_awaited_item_waits_while_setup_runs_within_its_deadline() -> None:
+    model = slow_load()
+
+    async def scenario(handle: ModelHandle) -> None:
+        with pytest.raises(HTTPError) as late:
+            await handle.apredict({"x": 2}, timeout=0.1)
+        assert late.value.message == "model SlowLoad is not ready (still loading after 0.1 s)"
+        early = asyncio.ensure_future(handle.apredict({"x": 3}))
+        await asyncio.sleep(0.1)
+        assert not early.done()
+        model.loading.set()
+        assert (await early).x == 3
+
+    handle = ModelHandle(model)
+    handle.start()
+    try:
+        asyncio.run(scenario(handle))
+    finally:
+        handle.stop()
+
+
+def test_items_waiting_for_a_pool_that_stops_get_503_without_waiting_out_their_deadline() -> None:
+    model = slow_load()
+    handle = ModelHandle(model)
+    handle.start()
+    with ThreadPoolExecutor(2) as threads:
+        waiting = threads.submit(outcome, handle.predict, {"x": 1}, timeout=600)
+        assert not waiting.done()
+        stopping = threads.submit(handle.stop)
+        error = waiting.result(WAIT_S)
+        model.loading.set()
+        stopping.result(WAIT_S)
+    assert isinstance(error, HTTPError) and error.status == 503, error
+
+
+def test_no_more_items_wait_for_a_loading_pool_than_its_queue_holds() -> None:
+    model = slow_load(max_queue=2)
+    handle = ModelHandle(model)
+    handle.start()
+    try:
+        with ThreadPoolExecutor(2) as threads:
+            waiting = [threads.submit(handle.predict, {"x": x}) for x in (1, 2)]
+            wait_until(lambda: handle._loading is not None and handle._loading._waiting == 2, "two waiting items")
+            refused = outcome(handle.predict, {"x": 3})
+            model.loading.set()
+            assert [item.result(WAIT_S).x for item in waiting] == [1, 2]
+    finally:
+        handle.stop()
+    assert isinstance(refused, HTTPError) and refused.status == 503 and refused.headers == {"Retry-After": "1"}
+    assert refused.message == "model SlowLoad is overloaded: 2 requests already wait for it"
 
 
 def test_a_failed_setup_keeps_the_pool_unready_and_says_why() -> None:
@@ -143,3 +211,16 @@ def test_apredict_times_out_with_504() -> None:
         error = asyncio.run(scenario(handle))
     assert error.status == 504
     assert error.message == "model Echo did not answer within 0.1 s"
+
+
+@pytest.mark.parametrize("uwsgi", [False, True], ids=["elsewhere", "under-uwsgi"])
+def test_a_worker_blocks_only_the_stop_signals_and_only_under_uwsgi(
+    uwsgi: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uWSGI exits on the thread that took a stop signal; the processes a model starts inherit its thread's mask."""
+    if uwsgi:
+        monkeypatch.setitem(sys.modules, "uwsgi", types.ModuleType("uwsgi"))
+    Masked.masks.clear()
+    with ModelHandle(Masked):
+        pass
+    assert Masked.masks == [set(STOPS) if uwsgi else set()]

@@ -54,6 +54,8 @@ def test_a_valid_model_keeps_its_settings_and_defaults() -> None:
         ),
         ({"errors": {ValueError: 200}}, r"Bad.errors\[ValueError\] must be an HTTP status 400-599"),
         ({"errors": {ValueError: (400, 1)}}, r"Bad.errors\[ValueError\] must be .* got \(400, 1\)"),
+        ({"strict": "yes"}, r"Bad.strict must be True, False or None \(the service's\), got 'yes' \(str\)"),
+        ({"strict": 1}, r"Bad.strict must be True, False or None \(the service's\), got 1 \(int\)"),
     ],
 )
 def test_a_bad_setting_fails_at_definition(attrs: dict[str, Any], message: str) -> None:

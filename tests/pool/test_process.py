@@ -158,7 +158,7 @@ def test_item_errors_stay_with_their_item_and_batch_errors_map(pool: Any) -> Non
     assert handle.predict({"x": 4}).x == 4
 
 
-def test_not_ready_while_a_slow_setup_runs_then_ready(
+def test_an_item_waits_while_a_slow_setup_runs_within_its_deadline(
     pool: Any, model_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = tmp_path / "setup-gate"
@@ -166,13 +166,17 @@ def test_not_ready_while_a_slow_setup_runs_then_ready(
     handle = pool(Echo, workers=2, ready=False)
     assert not handle.ready
     assert handle.wait_ready(0.2) is False
-    with pytest.raises(HTTPError) as early:
-        handle.predict({"x": 1})
-    assert early.value.status == 503 and early.value.headers == {"Retry-After": "1"}
-    assert early.value.message == f"model {handle.name} is not ready"
-    gate.touch()
-    assert handle.wait_ready(WAIT_S)
-    assert handle.predict({"x": 1}).x == 1
+    with pytest.raises(HTTPError) as late:
+        handle.predict({"x": 1}, timeout=0.2)
+    assert late.value.status == 503 and late.value.headers == {"Retry-After": "1"}
+    assert late.value.message == f"model {handle.name} is not ready (still loading after 0.2 s)"
+    with ThreadPoolExecutor(1) as waiting:
+        early = waiting.submit(handle.predict, {"x": 1})
+        time.sleep(0.2)
+        assert not early.done()
+        gate.touch()
+        assert early.result(WAIT_S).x == 1
+    assert handle.ready
     assert len(events(model_log, event="setup")) == 2
 
 
@@ -291,6 +295,40 @@ def test_a_web_process_spreads_its_items_over_the_workers(pool: Any) -> None:
         answers = list(threads.map(lambda x: handle.predict({"x": x, "sleep_ms": 20}), range(64)))
     assert [answer.x for answer in answers] == list(range(64))
     assert {answer.worker for answer in answers} == set(inner(handle).worker_pids)
+
+
+def test_the_pool_threads_of_a_web_process_leave_its_signals_to_the_main_thread(pool: Any) -> None:
+    """A server's handler may run its exit on whichever thread takes a signal (uWSGI does): never a pool thread."""
+    handle = pool(Echo)
+    assert inner(handle).submit(Item(x=1), WAIT_S).result(WAIT_S).x == 1, "a shared connection and its thread"
+    names = ("utilserve-pool-supervisor", f"utilserve-worker-connection-{handle.name}")
+    threads = [thread for thread in threading.enumerate() if thread.name in names]
+    assert len(threads) >= 2, threads
+    for thread in threads:
+        mask = signal_mask(f"/proc/self/task/{thread.native_id}/status")
+        assert {signal.SIGINT, signal.SIGTERM} <= mask, (thread.name, mask)
+
+
+def test_the_pool_processes_take_signals_though_started_from_a_thread_that_blocks_them(pool: Any) -> None:
+    """A process starts with its starter's signal mask: a pool thread's, or a uWSGI thread's that blocks them all.
+
+    The supervisor and the model workers must not keep it: their own
+    handlers, and the model's, would never run.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        handle = pool(Echo)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    for pid in (inner(handle).supervisor_pid, *inner(handle).worker_pids):
+        assert signal_mask(f"/proc/{pid}/status") == set(), pid
+
+
+def signal_mask(status: str) -> set[signal.Signals]:
+    """The signals blocked by the thread whose ``/proc/.../status`` file is ``status``."""
+    line = next(line for line in Path(status).read_text().splitlines() if line.startswith("SigBlk:"))
+    bits = int(line.split()[1], 16)
+    return {signum for signum in signal.Signals if bits >> (signum - 1) & 1}
 
 
 def _queue_then_vanish(handle: ModelHandle, xs: list[int]) -> None:

@@ -4,7 +4,9 @@ The deploy/ templates run under gunicorn and uWSGI; the pool is started by
 the web workers themselves or, beforehand, by ``utilserve pool`` (a
 sidecar). The model (tests/support/models/process.py) logs what it sees to
 ``$MODEL_LOG``; an item's ``hold`` file keeps a worker busy until the test
-creates it. Waits are generous and no test asserts a duration.
+creates it. Waits are generous and no test asserts a duration but one: a
+server whose process group gets SIGTERM is gone, pool included, within
+:data:`GROUP_STOP_S`.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ import pytest
 from ..support.models.log import events
 from ..support.pool_over_http import wait_ready
 from ..support.processes import WAIT_S, Processes, alive, wait_until
-from ..support.servers import BIN, ROOT, Server, free_port
+from ..support.servers import BIN, ROOT, Server, cmdline, free_port
 
 APP = "tests.apps.pool_process:app"
 SERVICE = "tests.apps.pool_process:service"
 
 
-def gunicorn(port: int) -> list[str]:
+def gunicorn(port: int, app: str = APP) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -45,11 +47,11 @@ def gunicorn(port: int) -> list[str]:
         f"127.0.0.1:{port}",
         "-w",
         "4",
-        APP,
+        app,
     ]
 
 
-def uwsgi(port: int) -> list[str]:
+def uwsgi(port: int, app: str = APP) -> list[str]:
     return [
         str(BIN / "uwsgi"),
         "--ini",
@@ -61,11 +63,22 @@ def uwsgi(port: int) -> list[str]:
         "--virtualenv",
         sys.prefix,
         "--module",
-        APP,
+        app,
     ]
 
 
 SERVERS = {"flask@gunicorn": gunicorn, "flask@uwsgi": uwsgi}
+GROUP_SERVERS = {
+    "flask@uwsgi": lambda port: [*uwsgi(port), "--threads", "1"],
+    "flask@uwsgi-threads": uwsgi,
+    "flask@gunicorn": lambda port: [*gunicorn(port), "-w", "2"],
+}
+GROUP_STOPS = {"flask@uwsgi": 8, "flask@uwsgi-threads": 3, "flask@gunicorn": 3}
+"""Stops per server: under single-threaded uWSGI about one in eight hung while a pool thread could take a signal."""
+GROUP_STOP_S = 10.0
+"""How long a stopped server may take, as ``docker stop`` allows before it kills."""
+PAUSE_S = 0.5
+"""How long web workers stay paused after the group's signal: their master signals them meanwhile."""
 
 
 def start(command: Callable[[int], list[str]], model_log: Path, **env: str) -> Server:
@@ -111,14 +124,18 @@ def stopped_cleanly(pids: set[int]) -> None:
     wait_until(lambda: not any(alive(pid) for pid in pids), f"pool processes {sorted(pids)} to exit")
 
 
-def shut_down(server: Server, pids: set[int]) -> None:
-    """SIGTERM the master as an operator would; ``pids`` (the pool) must then exit on their own.
+def shut_down(server: Server, pids: set[int], whole_group: bool = False) -> None:
+    """SIGTERM the master as an operator would, or its whole process group as Ctrl-C and systemd do;
+    ``pids`` (the pool) must then exit on their own.
 
     Checked before ``Server.stop()``, which kills whatever is left of the
     server's process group and would hide a pool that stayed behind.
     """
     assert server.process is not None
-    server.process.send_signal(signal.SIGTERM)
+    if whole_group:
+        os.killpg(server.process.pid, signal.SIGTERM)
+    else:
+        server.process.send_signal(signal.SIGTERM)
     server.process.wait(WAIT_S)
     stopped_cleanly(pids)
 
@@ -131,9 +148,9 @@ class PoolMode:
     server_env: dict[str, str] = field(default_factory=dict)
     sidecar: subprocess.Popen[bytes] | None = None
 
-    def shut_down(self, server: Server, processes: Processes) -> None:
-        """SIGTERM the master: an owned pool exits with it; a sidecar's lives on until it gets its own SIGTERM."""
-        shut_down(server, set() if self.sidecar else processes.from_log())
+    def shut_down(self, server: Server, processes: Processes, whole_group: bool = False) -> None:
+        """SIGTERM the master (or its group): an owned pool exits with it; a sidecar lives on until it gets its own."""
+        shut_down(server, set() if self.sidecar else processes.from_log(), whole_group)
         if self.sidecar is not None:
             assert self.sidecar.poll() is None, "the sidecar pool outlives the web server"
 
@@ -227,10 +244,15 @@ def test_gunicorn_a_model_worker_killed_under_load_comes_back(
         server.stop()
 
 
+@pytest.mark.parametrize("whole_group", [False, True], ids=["to-the-master", "to-the-group"])
 def test_gunicorn_sigterm_under_load_answers_every_accepted_request(
-    mode: PoolMode, model_log: Path, processes: Processes
+    whole_group: bool, mode: PoolMode, model_log: Path, processes: Processes
 ) -> None:
-    """Every request a web worker accepted is answered in full; an owned pool then exits, a sidecar does not."""
+    """Every request a web worker accepted is answered in full; an owned pool then exits, a sidecar does not.
+
+    A SIGTERM to the whole group reaches an owned pool too, which outlives
+    the master all the same, or the last requests would find it gone.
+    """
     server = start(gunicorn, model_log, **mode.server_env)
     answered: dict[int, httpx.Response] = {}
     refused: list[Exception] = []
@@ -255,7 +277,7 @@ def test_gunicorn_sigterm_under_load_answers_every_accepted_request(
         for thread in threads:
             thread.start()
         wait_until(lambda: len(answered) >= 100, "load to get going")
-        mode.shut_down(server, processes)
+        mode.shut_down(server, processes, whole_group)
         stop.set()
         for thread in threads:
             thread.join(WAIT_S)
@@ -265,6 +287,128 @@ def test_gunicorn_sigterm_under_load_answers_every_accepted_request(
     accepted = {e["x"] for e in events(model_log, event="accepted")}
     assert accepted and accepted <= set(answered), sorted(accepted - set(answered))[:10]
     assert all(answered[x].status_code == 200 and answered[x].json()["x"] == x for x in accepted)
+
+
+@pytest.mark.parametrize("name", GROUP_SERVERS)
+def test_sigterm_to_the_process_group_under_load_stops_every_process_in_time(
+    name: str, model_log: Path, tmp_path: Path, processes: Processes
+) -> None:
+    """What Ctrl-C, systemd and container runtimes do: the server, supervisor and model workers all get SIGTERM.
+
+    The web workers are paused when it comes, as on a busy machine, so their
+    master's own signal reaches them before they run and may go to any of
+    their threads (the main thread has one pending). A model worker started
+    after the signal (a supervisor started again, a worker restarted) would
+    load for a minute, as a real model may: its setup waits for a gate that
+    is gone by then.
+    """
+    gate = tmp_path / "gate"
+    for run in range(GROUP_STOPS[name]):
+        gate.touch()
+        since = model_log.stat().st_size if model_log.exists() else 0
+        server = start(GROUP_SERVERS[name], model_log, SETUP_GATE=str(gate))
+        try:
+            wait_ready(server, in_a_row=4)
+            pool = {pid for e in events(model_log, since, event="setup") for pid in (e["pid"], e["ppid"])}
+            processes.note(*pool)
+            with steady_load(server) as answered:
+                wait_until(lambda: answered() >= 50, "load to get going")
+                gate.unlink()
+                took, left = stop_group(server, pool)
+            assert not left, f"run {run}: after {took:.1f} s these were left:\n" + "\n".join([*left, server.output()])
+        finally:
+            server.stop()
+
+
+def test_uwsgi_a_worker_whose_pool_thread_is_offered_its_signal_still_exits(
+    model_log: Path, processes: Processes
+) -> None:
+    """uWSGI runs a worker's exit on the thread that took the signal; on a pool thread that exit never ends.
+
+    A thread takes a signal sent to its process when the main thread has
+    one pending already (a SIGTERM to the group, then the master's SIGINT).
+    ``kill`` aimed at a thread's id offers the signal to that thread first:
+    a pool thread must leave it to the main thread, and the worker exits.
+    """
+    server = start(lambda port: [*uwsgi(port), "--threads", "1"], model_log)
+    try:
+        wait_ready(server, in_a_row=4)
+        burst(server, 40, 8)
+        worker, *_ = wait_until(
+            lambda: [pid for pid in server.children() if len(os.listdir(f"/proc/{pid}/task")) > 1],
+            "a web worker with a pool thread",
+        )
+        pool_thread = next(int(task) for task in os.listdir(f"/proc/{worker}/task") if int(task) != worker)
+        os.kill(pool_thread, signal.SIGINT)
+        wait_until(lambda: not alive(worker), f"web worker {worker} to exit", GROUP_STOP_S)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def steady_load(server: Server, threads: int = 8) -> Iterator[Callable[[], int]]:
+    """Requests from ``threads`` threads until the block ends; yields how many were answered so far."""
+    answered = [0] * threads
+    stop = threading.Event()
+
+    def client(index: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=WAIT_S) as session:
+            while not stop.is_set():
+                try:
+                    session.get("/api/work", params={"x": index, "sleep_ms": 20})
+                except httpx.TransportError:
+                    time.sleep(0.01)
+                else:
+                    answered[index] += 1
+
+    clients = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+    for thread in clients:
+        thread.start()
+    try:
+        yield lambda: sum(answered)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(WAIT_S)
+
+
+def stop_group(server: Server, pool: set[int]) -> tuple[float, list[str]]:
+    """SIGTERM the server's process group, its web workers paused for :data:`PAUSE_S`.
+
+    Returns the seconds until every process of the server and of its
+    ``pool`` was gone, and those still there after :data:`GROUP_STOP_S`.
+    """
+    assert server.process is not None
+    workers = server.children()
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: all(paused(pid) for pid in workers), "the web workers to pause")
+    started = time.monotonic()
+    os.killpg(server.process.pid, signal.SIGTERM)
+    time.sleep(PAUSE_S)
+    for pid in workers:
+        os.kill(pid, signal.SIGCONT)
+    while (left := [pid for pid in {*server.members(), *pool} if alive(pid)]) and (
+        time.monotonic() - started < GROUP_STOP_S
+    ):
+        time.sleep(0.05)
+    return time.monotonic() - started, [f"{pid} {cmdline(pid)[:120]}" for pid in left]
+
+
+def paused(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (or gone)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            state = Path(f"/proc/{pid}/task/{task}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("T", "t"):
+            return False
+    return True
 
 
 def test_sidecar_socket_is_private_and_taken_once(model_log: Path, tmp_path: Path, processes: Processes) -> None:

@@ -7,12 +7,14 @@ stops everything and checks that no process of the cluster is left.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from utilserve import Model
 from ..support.cells import cell_named, gunicorn
 from ..support.models.log import events
 from ..support.models.thread import LONG
-from ..support.pool_over_http import assert_overload_is_503_then_recovers, burst
+from ..support.pool_over_http import assert_overload_is_503_then_recovers, assert_sigterm_drains, burst, wait_ready
 from ..support.ray_head import LOOPBACK, RayHead
 from ..support.servers import Cell, Server, serve
 
@@ -36,6 +38,8 @@ APP = "tests.apps.pool_ray:app"
 CELLS = [Cell("flask@gunicorn", "flask", gunicorn(2, 64)), cell_named("starlette@uvicorn")]
 """The matrix's gunicorn with enough threads to overload a model's queue, and starlette@uvicorn."""
 PROCESSES = {"flask@gunicorn": 2, "starlette@uvicorn": 1}
+STREAMS = {"flask@gunicorn": "/api/count", "starlette@uvicorn": "/api/acount"}
+"""Counting's endpoints: the blocking ``handle.stream`` under WSGI, ``handle.astream`` under ASGI."""
 IDS = [cell.name for cell in CELLS]
 
 
@@ -231,6 +235,103 @@ def until_served(server: Server, timeout: float = 90.0) -> dict:
         assert time.monotonic() < deadline, "no replica of Slow answered"
         time.sleep(0.2)
     return answer.json()
+
+
+Event = tuple[str, dict]
+
+
+@contextmanager
+def counting(server: Server, cell: Cell, **item: object) -> Iterator[Iterator[Event]]:
+    """Counting's answer to ``item`` as (event, data) pairs while they arrive; leaving the block hangs up."""
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream("GET", server.url + STREAMS[cell.name], params=item) as response,
+    ):
+        assert response.status_code == 200, response.read()
+        yield events_of(response.iter_lines())
+
+
+def events_of(lines: Iterator[str]) -> Iterator[Event]:
+    event = "message"
+    for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            yield event, json.loads(line.removeprefix("data: "))
+            event = "message"
+
+
+def steps(cluster: Cluster, since: int) -> list[list[str]]:
+    """The tags of the items each of Counting's steps held, in order."""
+    return [event["step"] for event in cluster.events("counting", since) if "step" in event]
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_a_streaming_model_streams_its_outputs_in_order(cluster: Cluster, cell: Cell) -> None:
+    server = cluster.server(cell)
+    with counting(server, cell, tag="order", n=5) as outputs:
+        assert list(outputs) == [("message", {"tag": "order", "i": i}) for i in range(5)]
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_an_item_that_starts_while_another_streams_joins_its_steps(
+    cluster: Cluster, cell: Cell, tmp_path: Path
+) -> None:
+    server, since, release = cluster.server(cell), cluster.mark(), tmp_path / "release-a"
+    with counting(server, cell, tag="a", n=1, until=str(release), step_ms=10) as first:
+        assert next(first) == ("message", {"tag": "a", "i": 0})
+        with counting(server, cell, tag="b", n=3) as second:
+            assert [data["i"] for _, data in second] == [0, 1, 2]  # a is still running
+        release.touch()
+        assert {event for event, _ in first} == {"message"}  # a ends once released
+    assert ["a", "b"] in [sorted(step) for step in steps(cluster, since)]
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_an_error_stays_with_its_item(cluster: Cluster, cell: Cell, tmp_path: Path) -> None:
+    server, release = cluster.server(cell), tmp_path / "release-good"
+    with counting(server, cell, tag="good", n=4, until=str(release), step_ms=10) as good:
+        assert next(good) == ("message", {"tag": "good", "i": 0})
+        with counting(server, cell, tag="bad", n=5, fail_at=2) as bad:
+            failed = {"error": {"status": 400, "message": "model Counting: Miscounted: bad failed at 2"}}
+            assert list(bad) == [
+                ("message", {"tag": "bad", "i": 0}),
+                ("message", {"tag": "bad", "i": 1}),
+                ("error", failed),
+            ]
+        release.touch()
+        rest = list(good)
+    assert {event for event, _ in rest} == {"message"} and rest[-1][1]["i"] >= 3, rest[-3:]
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_a_closed_stream_leaves_the_replicas_steps(cluster: Cluster, cell: Cell, tmp_path: Path) -> None:
+    """The client hangs up on ``gone``: its Ray call is cancelled, and ``stays`` steps on without it."""
+    server, since, release = cluster.server(cell), cluster.mark(), tmp_path / "release-stays"
+    with ExitStack() as open_calls:
+        with counting(server, cell, tag="gone", n=1_000_000, step_ms=10) as gone:
+            assert next(gone) == ("message", {"tag": "gone", "i": 0})
+            stays = open_calls.enter_context(counting(server, cell, tag="stays", n=1, until=str(release), step_ms=10))
+            assert next(stays) == ("message", {"tag": "stays", "i": 0})
+        deadline = time.monotonic() + 60
+        while not (alone := [i for i, step in enumerate(steps(cluster, since)) if step == ["stays"]]):
+            assert time.monotonic() < deadline, f"gone never left the steps: {steps(cluster, since)[-3:]}"
+            time.sleep(0.05)
+        release.touch()
+        assert {event for event, _ in stays} == {"message"}
+    after = steps(cluster, since)[alone[0] :]
+    assert all("gone" not in step for step in after), after
+
+
+def test_sigterm_to_uvicorn_answers_every_request_in_flight_and_runs_the_shutdown_hook(
+    cluster: Cluster, model_log: Path, running: Callable[[Server], Server]
+) -> None:
+    """Ray's own signal handlers would abort the web process at SIGTERM; uvicorn's drain must run instead."""
+    env = {**LOOPBACK, "UTILSERVE_RAY_ADDRESS": cluster.head.address, "UTILSERVE_POOL": "ray"}
+    server = running(serve(cell_named("starlette@uvicorn"), "tests.apps.draining:app", env=env))
+    wait_ready(server, timeout=180)
+    assert_sigterm_drains(server, model_log)
+    assert "SIGTERM received" not in server.output()
 
 
 def test_stopping_leaves_no_ray_process(cluster: Cluster) -> None:

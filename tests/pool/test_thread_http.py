@@ -1,7 +1,9 @@
-"""The in-process pool over real HTTP, on a sync (flask@gunicorn) and an async (starlette@uvicorn) cell."""
+"""The in-process pool over real HTTP, on a sync (flask@gunicorn) and an async (starlette@uvicorn) cell, and uWSGI."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +14,9 @@ import pytest
 
 from ..support.cells import cell_named, gunicorn
 from ..support.models.log import events
+from ..support.models.thread import LONG
 from ..support.pool_over_http import assert_overload_is_503_then_recovers, burst, wait_ready
+from ..support.processes import alive, wait_until
 from ..support.servers import Cell, Server, serve
 
 POOL_CELLS = [cell_named("starlette@uvicorn"), Cell("flask@gunicorn", "flask", gunicorn(2, 64))]
@@ -20,6 +24,8 @@ POOL_CELLS = [cell_named("starlette@uvicorn"), Cell("flask@gunicorn", "flask", g
 SINGLE = [cell_named("starlette@uvicorn"), Cell("flask@gunicorn-1", "flask", gunicorn(1, 4))]
 """One serving process, so one pool: a test can know what is queued ahead of a request."""
 APP = "tests.apps.pool_thread:app"
+EXIT_S = 10.0
+"""How long a signalled uWSGI worker may take to exit; its master kills one that hangs only after 60 s."""
 
 
 @pytest.fixture(params=POOL_CELLS, ids=[c.name for c in POOL_CELLS])
@@ -52,13 +58,17 @@ def test_deadline_passed_in_queue_is_504_and_never_reaches_the_model(
     assert late.status_code == 504, late.text
     assert late.json()["error"]["status"] == 504
     seen = [x for e in events(model_log, model="slow") for x in e["seen"]]
-    assert 77 not in seen and sorted(seen) == [0, 1, 2], seen
+    assert 77 not in seen and sorted(seen) == [LONG, LONG + 1, LONG + 2], seen
 
 
 def request_behind_three(server: Server, log: Path) -> httpx.Response:
-    """Three 50 ms items occupy the Slow model; once it runs the first, a fourth with a 5 ms deadline queues."""
+    """Three 2 s items occupy the Slow model; once it runs the first, a fourth with a 5 ms deadline queues.
+
+    Two seconds, not Slow's usual 50 ms: on a loaded machine the fourth came
+    after the first had ended, found the model idle and ran.
+    """
     with ThreadPoolExecutor(4) as pool:
-        blockers = [pool.submit(httpx.get, server.url + f"/api/slow?x={i}", timeout=30) for i in range(3)]
+        blockers = [pool.submit(httpx.get, server.url + f"/api/slow?x={LONG + i}", timeout=30) for i in range(3)]
         deadline = time.monotonic() + 30
         while not events(log, model="slow"):
             assert time.monotonic() < deadline, "the Slow model never started"
@@ -84,16 +94,37 @@ def test_item_errors_stay_with_their_item_and_batch_errors_map(served: Server) -
 
 
 @pytest.mark.parametrize("cell", SINGLE, ids=[c.name for c in SINGLE])
-def test_readyz_waits_for_setup_and_teardown_runs_at_shutdown(
+def test_readyz_says_loading_requests_wait_for_setup_and_teardown_runs_at_shutdown(
     cell: Cell, model_log: Path, running: Callable[[Server], Server]
 ) -> None:
     server = running(serve(cell, APP, env={"MODEL_LOG": str(model_log), "SETUP_SECONDS": "2"}))
     loading = httpx.get(server.url + "/readyz")
     assert loading.status_code == 503 and loading.headers["retry-after"] == "1"
     assert loading.json()["error"]["detail"]["models"]["SlowSetup"] == "loading"
-    early = httpx.post(server.url + "/api/setup", json={"x": 1})
-    assert early.status_code == 503 and early.json()["error"]["message"] == "model SlowSetup is not ready"
+    early = httpx.post(server.url + "/api/setup", json={"x": 1}, timeout=30)
+    assert early.json() == {"y": 2}
     wait_ready(server)
     assert httpx.post(server.url + "/api/setup", json={"x": 1}).json() == {"y": 2}
     server.stop()
     assert [e["event"] for e in events(model_log, model="slow_setup")] == ["setup", "teardown"]
+
+
+def test_uwsgi_a_worker_whose_model_thread_is_offered_its_signal_still_exits(
+    model_log: Path, running: Callable[[Server], Server]
+) -> None:
+    """uWSGI runs a worker's exit on the thread that took the signal; on a model thread that exit never ends.
+
+    A thread takes a signal sent to its process when the main thread has
+    one pending already (a SIGTERM to the group, then the master's SIGINT).
+    ``kill`` aimed at a thread's id offers the signal to that thread first:
+    the model thread must leave it to the main thread, and the worker exits.
+    """
+    env = {"MODEL_LOG": str(model_log), "UTILSERVE_POOL": "thread", "HOLD_MS": "0", "UTILSERVE_ACCESS_LOG": "0"}
+    server = running(serve(cell_named("flask@uwsgi"), "tests.apps.draining:app", env))  # no log thread: 2 in all
+    wait_ready(server, in_a_row=4)
+    assert httpx.get(server.url + "/api/hold?x=1").json()["y"] == 2
+    worker = next(iter(server.children()))
+    tasks = wait_until(lambda: len(found := os.listdir(f"/proc/{worker}/task")) == 2 and found, "only the model thread")
+    model_thread = next(int(task) for task in tasks if int(task) != worker)
+    os.kill(model_thread, signal.SIGINT)
+    wait_until(lambda: not alive(worker), f"web worker {worker} to exit", EXIT_S)

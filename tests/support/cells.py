@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .servers import Cell
+
+
+@dataclass(frozen=True)
+class ServerAnswer:
+    """What a cell's server answers where it does not let utilserve answer as the contract says, and why."""
+
+    status: int | None
+    """The status sent; None when the server closes the connection without an answer."""
+    reason: str
+
 
 GUNICORN_PREFIX = ("{python}", "-m", "gunicorn", "-b", "127.0.0.1:{port}")
 
@@ -24,6 +36,8 @@ UWSGI = (
     "2",
     "--need-app",
     "--die-on-term",
+    "--hook-master-start",
+    "unix_signal:15 gracefully_kill_them_all",
     "--disable-logging",
     "--virtualenv",
     "{prefix}",
@@ -43,6 +57,28 @@ SANIC = (
     "2",
     "--no-access-logs",
 )
+# Like daphne, it sends no lifespan events: the service starts at its first request.
+UVICORN_NO_LIFESPAN = (*UVICORN, "--lifespan", "off")
+HYPERCORN = ("{python}", "-m", "hypercorn", "-b", "127.0.0.1:{port}", "-w", "2", "--log-level", "warning", "{app}")
+GRANIAN_PREFIX = (
+    "{python}",
+    "-m",
+    "granian",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--workers",
+    "2",
+    "--log-level",
+    "warning",
+)
+GRANIAN_ASGI = (*GRANIAN_PREFIX, "--interface", "asgi", "{app}")
+# Four blocking threads a worker: above 2 x cores + 1, granian warns.
+GRANIAN_WSGI = (*GRANIAN_PREFIX, "--interface", "wsgi", "--blocking-threads", "4", "{app}")
+# waitress and daphne serve from one process.
+WAITRESS = ("{python}", "-m", "waitress", "--listen=127.0.0.1:{port}", "{app}")
+DAPHNE = ("{python}", "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "-v", "0", "{app}")
 OWN_SERVER = ("{python}", "-m", "utilserve", "run", "{module}:service", "--host", "127.0.0.1", "--port", "{port}")
 ASGI = (("UTILSERVE_ASYNCHRONOUS", "1"),)
 WSGI = (("UTILSERVE_ASYNCHRONOUS", "0"),)
@@ -60,6 +96,12 @@ CELLS = [
     Cell("falcon-wsgi@gunicorn", "falcon", GUNICORN, WSGI),
     Cell("sanic@sanic", "sanic", SANIC),
     Cell("tornado@tornado", "tornado", OWN_SERVER),
+    Cell("starlette@uvicorn-no-lifespan", "starlette", UVICORN_NO_LIFESPAN),
+    Cell("starlette@hypercorn", "starlette", HYPERCORN),
+    Cell("django-asgi@daphne", "django", DAPHNE, ASGI),
+    Cell("fastapi@granian-asgi", "fastapi", GRANIAN_ASGI),
+    Cell("falcon-wsgi@granian-wsgi", "falcon", GRANIAN_WSGI, WSGI),
+    Cell("flask@waitress", "flask", WAITRESS),
 ]
 
 

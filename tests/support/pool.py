@@ -6,7 +6,9 @@ import errno
 import socket
 from typing import Any
 
+from utilserve import ModelHandle
 from utilserve.errors import HTTPError
+from utilserve.pool.process import ProcessPool
 
 WAIT_S = 10.0
 """Upper bound for anything a test waits on, so a bug fails instead of hanging."""
@@ -18,6 +20,12 @@ def outcome(call: Any, *args: Any, **kwargs: Any) -> Any:
         return call(*args, **kwargs)
     except HTTPError as error:
         return error
+
+
+def settled(handle: ModelHandle) -> None:
+    """Returns once the handle's model workers have read everything sent to them: a cancel, an item."""
+    if isinstance(pool := handle._pool, ProcessPool):
+        assert pool._supervisor().workers.sync(handle.name, WAIT_S), "the model workers read what was sent"
 
 
 class ShortOfDescriptors:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
+from .models.log import events
+from .processes import wait_until
 from .servers import Server
 
 
@@ -38,3 +42,20 @@ def assert_overload_is_503_then_recovers(server: Server) -> None:
             assert response.json() == {"error": overloaded}, response.text
             assert response.headers["retry-after"] == "1"
     assert httpx.post(server.url + "/api/slow", json={"x": 5}, timeout=30).json() == {"y": 10}
+
+
+def assert_sigterm_drains(server: Server, model_log: Path, requests: int = 16) -> None:
+    """SIGTERM to the server's main process once ``requests`` are accepted: each gets its 200, each process stops."""
+    with ThreadPoolExecutor(requests) as clients:
+        answers = [
+            clients.submit(httpx.get, server.url + "/api/hold", params={"x": x}, timeout=30) for x in range(requests)
+        ]
+        wait_until(lambda: len(events(model_log, event="accepted")) == requests, f"{requests} requests accepted")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        statuses = [answer.result().status_code for answer in answers]
+    assert statuses == [200] * requests, (statuses, server.output())
+    server.process.wait(30)
+    accepting = {answer.result().json()["web"] for answer in answers}
+    stopped = {event["pid"] for event in events(model_log, event="shutdown")}
+    assert accepting <= stopped, (accepting, stopped, server.output())

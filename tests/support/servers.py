@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
+PER_SERVER = ("PROMETHEUS_MULTIPROC_DIR", "UTILSERVE_METRICS")
+"""Set in this process by the services that tests build in it; each server picks its own."""
 
 
 def free_port() -> int:
@@ -103,7 +105,8 @@ class Server:
         self.url = f"http://{HOST}:{port}"
         self.cwd = cwd
         self.log = tempfile.NamedTemporaryFile(prefix="utilserve-server-", suffix=".log", delete=False)  # noqa: SIM115 - open while the server writes to it
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        inherited = {name: value for name, value in os.environ.items() if name not in PER_SERVER}
+        self.env = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.seen: set[int] = set()
         self.killed: list[str] = []  # what the last stop had to SIGKILL, as "pid command line"
@@ -157,14 +160,14 @@ class Server:
         ticks = sum(int(fields[11]) + int(fields[12]) for pid in self.members() if (fields := _stat(pid)))
         return ticks / os.sysconf("SC_CLK_TCK")
 
-    def stop(self, timeout: float = 20.0, grace: float = 0.0) -> int | None:
-        """SIGTERM the server and wait up to ``timeout`` for it; give the rest of its processes ``grace``
+    def stop(self, timeout: float = 20.0, grace: float = 0.0, signum: int = signal.SIGTERM) -> int | None:
+        """Signal the server (SIGTERM) and wait up to ``timeout`` for it; give the rest of its processes ``grace``
         seconds to exit on their own, then SIGKILL whatever is left."""
         if self.process is None:
             return None
         self.members()
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
         deadline = time.monotonic() + grace
@@ -208,3 +211,20 @@ def serve(cell: Cell, app: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     cell_env = {"UTILSERVE_BACKEND": cell.backend, **dict(cell.env), **(env or {})}
     return Server(cell.command(app, port), port, cell_env).start()
+
+
+class CellServers:
+    """One server of ``app`` per cell, started when a test first asks for it; :meth:`stop` ends them all."""
+
+    def __init__(self, app: str) -> None:
+        self.app = app
+        self.started: dict[str, Server] = {}
+
+    def __call__(self, cell: Cell) -> Server:
+        if cell.name not in self.started:
+            self.started[cell.name] = serve(cell, self.app)
+        return self.started[cell.name]
+
+    def stop(self) -> None:
+        for server in self.started.values():
+            server.stop()

@@ -67,14 +67,14 @@ class _Verb:
 get, post, put, patch, delete = (_Verb(m) for m in METHODS)
 
 
-def build_router(root: type[API], prefix: str = "/", router: Router | None = None) -> Router:
-    """Compile an API class tree into a router, mounted at ``prefix``."""
+def build_router(root: type[API], prefix: str = "/", router: Router | None = None, strict: bool = False) -> Router:
+    """Compile an API class tree into a router, mounted at ``prefix``; ``strict``: pydantic's strict mode."""
     router = router if router is not None else Router()
-    _mount(root, join(prefix), router, (root,))
+    _mount(root, join(prefix), router, (root,), strict)
     return router
 
 
-def _mount(cls: type[API], base: str, router: Router, chain: tuple[type[API], ...]) -> None:
+def _mount(cls: type[API], base: str, router: Router, chain: tuple[type[API], ...], strict: bool) -> None:
     if not (isinstance(cls, type) and issubclass(cls, API)):
         raise TypeError(f"api must be an API subclass, got {cls!r}")
     instance = cls()
@@ -87,7 +87,7 @@ def _mount(cls: type[API], base: str, router: Router, chain: tuple[type[API], ..
                     method=spec.method,
                     template=template,
                     func=bound,
-                    signature=Signature(bound, path_names(template)),
+                    signature=Signature(bound, path_names(template), strict),
                     is_async=inspect.iscoroutinefunction(func),
                     status=spec.status,
                     summary=spec.summary or first_line(func.__doc__),
@@ -97,7 +97,7 @@ def _mount(cls: type[API], base: str, router: Router, chain: tuple[type[API], ..
     for attribute, child in _children(cls):
         if child in chain:
             raise TypeError(f"{cls.__name__}.{attribute}: {child.__name__} mounts itself (a cycle in the API tree)")
-        _mount(child, join(base, attribute), router, (*chain, child))
+        _mount(child, join(base, attribute), router, (*chain, child), strict)
 
 
 def _endpoint_functions(cls: type[API]) -> list[tuple[str, Callable[..., Any]]]:

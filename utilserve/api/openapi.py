@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections.abc
+import types
 import typing
 from collections.abc import Iterable
 from typing import Any
@@ -9,7 +11,9 @@ from typing import Any
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 from pydantic_core import to_jsonable_python
 
-from ..http import Response
+from ..events import MEDIA_TYPE as EVENT_STREAM
+from ..events import EventStream
+from ..http import NDJSON, Response
 from .params import Param, Source, UploadFile, strip_optional
 from .routing import Endpoint
 
@@ -74,10 +78,11 @@ def openapi_document(endpoints: Iterable[Endpoint], title: str, version: str, de
 def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
     signature = endpoint.signature
     func_name = getattr(endpoint.func, "__name__", "endpoint")
+    status, success = _success(endpoint, schemas)
     operation: dict[str, Any] = {
         "operationId": f"{endpoint.tags[0]}.{func_name}.{endpoint.method.lower()}",
         "tags": list(endpoint.tags),
-        "responses": {str(endpoint.status): _success(endpoint, schemas)},
+        "responses": {status: success},
     }
     if endpoint.summary:
         operation["summary"] = endpoint.summary
@@ -130,17 +135,58 @@ def _request_body(params: list[Param], schemas: _Schemas) -> dict[str, Any] | No
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def _success(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
+STREAMED = {
+    collections.abc.Iterator,
+    collections.abc.Iterable,
+    collections.abc.Generator,
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+    collections.abc.AsyncGenerator,
+}
+"""Return annotations of a generator endpoint: its body is streamed, an item at a time."""
+
+
+def _success(endpoint: Endpoint, schemas: _Schemas) -> tuple[str, dict[str, Any]]:
+    """The success response and its status key: "2XX" for a returned Response, which picks its own status."""
     returned = typing.get_type_hints(endpoint.func).get("return")
-    if returned is None or returned is Response or returned is type(None):
-        return {"description": "success"}
+    if returned is Response:
+        return "2XX", {"description": "success"}
+    status = str(endpoint.status)
+    if returned is None or returned is type(None):
+        return status, {"description": "success"}
+    bodies = (_body(option, schemas) for option in _streamed_options(returned))
+    content = {media: {"schema": schema} for media, schema in bodies}
+    return status, {"description": "success", "content": content}
+
+
+def _streamed_options(returned: Any) -> tuple[Any, ...]:
+    """The bodies a return annotation stands for: each of a union that holds a stream, else just itself."""
+    options = typing.get_args(returned) if typing.get_origin(returned) in (typing.Union, types.UnionType) else ()
+    if any(option is EventStream or typing.get_origin(option) in STREAMED for option in options):
+        return options
+    return (returned,)
+
+
+def _body(returned: Any, schemas: _Schemas) -> tuple[str, dict[str, Any]]:
+    """The media type and schema of a body of this return annotation."""
+    if returned is EventStream:
+        return EVENT_STREAM, {"type": "string"}
+    if typing.get_origin(returned) in STREAMED:
+        return _streamed(typing.get_args(returned)[0], schemas)
     if returned is str:
-        media, schema = "text/plain", {"type": "string"}
-    elif returned is bytes:
-        media, schema = "application/octet-stream", {"type": "string", "format": "binary"}
-    else:
-        media, schema = "application/json", schemas.of(returned)
-    return {"description": "success", "content": {media: {"schema": schema}}}
+        return "text/plain", {"type": "string"}
+    if returned is bytes:
+        return "application/octet-stream", {"type": "string", "format": "binary"}
+    return "application/json", schemas.of(returned)
+
+
+def _streamed(item: Any, schemas: _Schemas) -> tuple[str, dict[str, Any]]:
+    """A generator endpoint's body: text or bytes as they come, or NDJSON, one line per item of this schema."""
+    if item is str:
+        return "text/plain", {"type": "string"}
+    if item is bytes:
+        return "application/octet-stream", {"type": "string", "format": "binary"}
+    return NDJSON, schemas.of(item)
 
 
 def _error(description: str) -> dict[str, Any]:

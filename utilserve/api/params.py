@@ -2,22 +2,32 @@
 
 A signature is compiled once per endpoint.  Per request, the raw strings of
 the path, query, headers and cookies are gathered into one dict and
-validated by one generated pydantic model; the JSON body is validated
-straight from bytes.  Failures of both are reported together as one 422.
+validated by one generated pydantic model (uploads by another); the JSON
+body is validated straight from bytes.  Failures of all are reported
+together as one 422.
+
+Lax by default, as in FastAPI.  A strict signature validates the body in
+pydantic's strict JSON mode, and the strings as one JSON document in the
+same mode: bare where the type is a JSON number or boolean and the text
+spells one, quoted otherwise (strict Python mode would refuse an ISO string
+for a datetime).  So ``?n=3`` is still 3 while ``?flag=yes`` or ``?n=03`` is
+a 422, as ``"yes"`` or ``03`` would be in a strict body.
 """
 
 from __future__ import annotations
 
 import inspect
 import io
+import json
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
-from enum import StrEnum
+from enum import Enum, StrEnum
 from types import NoneType, UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -109,8 +119,12 @@ _SEQUENCES = (list, tuple, set, frozenset, typing.Sequence, typing.AbstractSet)
 class Signature:
     """How to turn a request into the keyword arguments of one endpoint."""
 
-    def __init__(self, fn: Callable[..., Any], path_names: set[str]) -> None:
-        """``fn`` as it will be called: a bound method, or a function with no ``self``."""
+    def __init__(self, fn: Callable[..., Any], path_names: set[str], strict: bool = False) -> None:
+        """``fn`` as it will be called: a bound method, or a function with no ``self``.
+
+        ``strict`` asks for pydantic's strict mode (see the module's note);
+        lax leaves each model's own setting alone.
+        """
         hints = typing.get_type_hints(fn, include_extras=True)
         self.request_arg: str | None = None
         self.params: list[Param] = []
@@ -125,18 +139,27 @@ class Signature:
             raise TypeError(f"{fn.__qualname__}: path parameter(s) {sorted(missing)} have no function argument")
         self.plain = [p for p in self.params if p.source is not Source.BODY]
         self.body = [p for p in self.params if p.source is Source.BODY]
-        has_files = any(p.source is Source.FILE for p in self.params)
-        self.reads_body = bool(self.body) or has_files or self.request_arg is not None
-        self._plain_model = _plain_model(fn, self.plain) if self.plain else None
+        self._texts = [p for p in self.plain if p.source is not Source.FILE]
+        self._files = [p for p in self.plain if p.source is Source.FILE]
+        self.reads_body = bool(self.body) or bool(self._files) or self.request_arg is not None
+        self._strict = strict or None  # None, not False: a model declared strict stays strict
+        self._literals = frozenset(p.name for p in self._texts if _spelt_as_literal(p.annotation))
+        self._text_model = _plain_model(fn, "params", self._texts) if self._texts else None
+        self._file_model = _plain_model(fn, "files", self._files) if self._files else None
         self._body_adapter, self._embed = _body_adapter(fn, self.body)
 
     def bind(self, request: Request) -> dict[str, Any]:
         """Validate everything the endpoint asks for; raise 400/422 in the contract's shape."""
         errors: list[dict[str, Any]] = []
         values: dict[str, Any] = {}
-        if self._plain_model is not None:
+        if self._text_model is not None:
             try:
-                values.update(self._plain_model.model_validate(self._gather(request)).__dict__)
+                values.update(self._validate_texts(self._text_model, self._gather(request)).__dict__)
+            except ValidationError as exc:
+                errors.extend(validation_details(exc, self._locate))
+        if self._file_model is not None:
+            try:
+                values.update(self._file_model.model_validate(self._uploads(request)).__dict__)
             except ValidationError as exc:
                 errors.extend(validation_details(exc, self._locate))
         if self._body_adapter is not None:
@@ -148,9 +171,9 @@ class Signature:
         return values
 
     def _gather(self, request: Request) -> dict[str, Any]:
+        """The strings of every parameter that is not a file, a list of them where it takes many."""
         raw: dict[str, Any] = {}
-        files = _multipart(request) if any(p.source is Source.FILE for p in self.plain) else {}
-        for param in self.plain:
+        for param in self._texts:
             source = param.source
             if source is Source.PATH:
                 raw[param.name] = request.path_params[param.wire]
@@ -163,13 +186,22 @@ class Signature:
                 value = request.headers.get(param.wire)
                 if value is not None:
                     raw[param.name] = [v.strip() for v in value.split(",")] if param.many else value
-            elif source is Source.COOKIE:
-                if param.wire in request.cookies:
-                    raw[param.name] = request.cookies[param.wire]
-            elif param.wire in files:
-                upload = files[param.wire]
-                raw[param.name] = upload.read() if strip_optional(param.annotation) is bytes else upload
+            elif source is Source.COOKIE and param.wire in request.cookies:
+                raw[param.name] = request.cookies[param.wire]
         return raw
+
+    def _validate_texts(self, model: type[BaseModel], raw: dict[str, Any]) -> BaseModel:
+        if self._strict:
+            return model.model_validate_json(_as_json(raw, self._literals), strict=True)
+        return model.model_validate(raw)
+
+    def _uploads(self, request: Request) -> dict[str, Any]:
+        files = _multipart(request)
+        return {
+            p.name: files[p.wire].read() if strip_optional(p.annotation) is bytes else files[p.wire]
+            for p in self._files
+            if p.wire in files
+        }
 
     def _bind_body(self, request: Request, errors: list[dict[str, Any]]) -> dict[str, Any]:
         assert self._body_adapter is not None
@@ -184,7 +216,7 @@ class Signature:
                     return {}
                 return {param.name: param.default}
         try:
-            value = self._body_adapter.validate_json(data)
+            value = self._body_adapter.validate_json(data, strict=self._strict)
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 raise HTTPError(400, f"malformed JSON body: {exc.errors()[0]['msg']}") from None
@@ -260,6 +292,40 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+def _spelt_as_literal(annotation: Any) -> bool:
+    """Whether JSON writes the values of ``annotation`` (or of its members or items) as numbers or booleans."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _spelt_as_literal(args[0])
+    if origin is Literal:
+        return any(isinstance(arg, int | float) for arg in args)
+    if origin is not None:
+        return any(_spelt_as_literal(arg) for arg in args)
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return any(isinstance(member.value, int | float) for member in annotation)
+    return isinstance(annotation, type) and issubclass(annotation, int | float)
+
+
+_JSON_LITERAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false")
+"""A JSON number or boolean as RFC 8259 writes it: no ``+``, spaces, leading zeros, ``inf`` or ``yes``."""
+
+
+def _as_json(raw: dict[str, Any], literals: frozenset[str]) -> str:
+    """The raw strings as one JSON object; those of ``literals`` bare where they spell a JSON number or boolean."""
+
+    def spell(text: str, literal: bool) -> str:
+        return text if literal and _JSON_LITERAL.fullmatch(text) else json.dumps(text)
+
+    fields = []
+    for name, found in raw.items():
+        literal = name in literals
+        value = (
+            "[" + ",".join(spell(t, literal) for t in found) + "]" if isinstance(found, list) else spell(found, literal)
+        )
+        fields.append(f"{json.dumps(name)}:{value}")
+    return "{" + ",".join(fields) + "}"
+
+
 def _field(param: Param) -> tuple[Any, Any]:
     return param.annotation, (... if param.required else param.default)
 
@@ -267,9 +333,9 @@ def _field(param: Param) -> tuple[Any, Any]:
 _PLAIN_CONFIG = ConfigDict(arbitrary_types_allowed=True)
 
 
-def _plain_model(fn: Callable[..., Any], params: list[Param]) -> type[BaseModel]:
+def _plain_model(fn: Callable[..., Any], kind: str, params: list[Param]) -> type[BaseModel]:
     fields: dict[str, Any] = {p.name: _field(p) for p in params}
-    return create_model(f"{fn.__qualname__}.params", __config__=_PLAIN_CONFIG, **fields)
+    return create_model(f"{fn.__qualname__}.{kind}", __config__=_PLAIN_CONFIG, **fields)
 
 
 def _body_adapter(fn: Callable[..., Any], params: list[Param]) -> tuple[TypeAdapter[Any] | None, bool]:

@@ -98,6 +98,11 @@ class Router:
         segments = path.strip("/").split("/")
         return _walk(self._root, segments, 0, {})
 
+    def template(self, path: str) -> str | None:
+        """The route template of ``path`` whatever the method, or None when no route has it."""
+        found = self.match(path)
+        return next(iter(found[0].values())).template if found is not None else None
+
     def lookup(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]]:
         """The endpoint for this request, or the contract's 404 / 405."""
         found = self.match(path)

@@ -22,23 +22,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from importlib import import_module
 from types import ModuleType
 from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.core.wsgi import get_wsgi_application
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import URLPattern, clear_url_caches, re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from ..api.builtin import HEALTH_PATHS
 from ..handler import Handler
 from ..http import Request, Response
+from . import asgi_path, wsgi_body, wsgi_path
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -48,18 +48,24 @@ STANDALONE_URLCONF = ModuleType(f"{__name__}.urls", "The URLconf of a service se
 STANDALONE_URLCONF.urlpatterns = []  # type: ignore[attr-defined]  # a URLconf is any module with this name
 
 
+def _copy_headers(native: HttpResponseBase, response: Response) -> list[tuple[str, str]]:
+    """Set utilserve's headers on ``native``; return the repeated ones, which Django's header map cannot hold."""
+    del native["Content-Type"]
+    repeated: list[tuple[str, str]] = []
+    for name, value in response.headers:
+        if name in native:
+            repeated.append((name, value))
+        else:
+            native[name] = value
+    return repeated
+
+
 class NativeResponse(HttpResponse):
     """An HttpResponse that keeps repeated header fields; Django's header map holds one value per name."""
 
     def __init__(self, response: Response) -> None:
         super().__init__(response.body, status=response.status)
-        del self["Content-Type"]
-        self.repeated: list[tuple[str, str]] = []
-        for name, value in response.headers:
-            if name in self:
-                self.repeated.append((name, value))
-            else:
-                self[name] = value
+        self.repeated = _copy_headers(self, response)
         if "Content-Length" not in self:
             self["Content-Length"] = str(len(response.body))
 
@@ -67,27 +73,58 @@ class NativeResponse(HttpResponse):
         return [*self.headers.items(), *self.repeated]
 
 
+class NativeStreamingResponse(StreamingHttpResponse):
+    """A streamed body, each chunk sent as it comes and no Content-Length: a sync iterator under WSGI, an async
+    one under ASGI (Django 5 sends each as is). Django itself buffers none: its middleware that would (GZip,
+    ConditionalGet, ETags) skips streaming responses, and standalone runs none."""
+
+    def __init__(self, response: Response, chunks: Iterator[bytes] | AsyncIterator[bytes]) -> None:
+        super().__init__(chunks, status=response.status)
+        self.repeated = _copy_headers(self, response)
+
+    def items(self) -> list[tuple[str, str]]:
+        return [*self.headers.items(), *self.repeated]
+
+
+def _native(response: Response) -> HttpResponseBase:
+    if response.chunks is None:
+        return NativeResponse(response)
+    return NativeStreamingResponse(response, response.chunks)
+
+
+class _WSGIRequest(WSGIRequest):
+    """Keeps PATH_INFO as the server gave it: Django re-escapes bytes that are not UTF-8 (%FF)."""
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.sent_path_info: str = environ.get("PATH_INFO", "")
+        super().__init__(environ)
+
+
 def _request(request: HttpRequest) -> Request:
     # request.read, never request.body: that one enforces DATA_UPLOAD_MAX_MEMORY_SIZE; the core owns limits.
     meta = request.META
+    if isinstance(request, ASGIRequest):
+        path, body = asgi_path(request.path_info, request.scope), request.read
+    else:
+        path, body = wsgi_path(request.path_info, getattr(request, "sent_path_info", "")), wsgi_body(meta, request.read)
     return Request(
         request.method or "GET",
-        request.path_info,
+        path,
         meta.get("QUERY_STRING", ""),
         request.headers,
-        request.read,
+        body,
         meta.get("REMOTE_ADDR"),
         native=request,
     )
 
 
 def _view(handler: Handler, asynchronous: bool) -> Callable[..., Any]:
-    async def async_view(request: HttpRequest) -> HttpResponse:
-        return NativeResponse(await handler.ahandle(_request(request)))
+    async def async_view(request: HttpRequest) -> HttpResponseBase:
+        return _native(await handler.ahandle(_request(request)))
 
-    def sync_view(request: HttpRequest) -> HttpResponse:
+    def sync_view(request: HttpRequest) -> HttpResponseBase:
         handler.start_once()
-        return NativeResponse(handler.handle(_request(request)))
+        return _native(handler.handle(_request(request)))
 
     view = csrf_exempt(async_view if asynchronous else sync_view)  # utilserve has no forms to protect
     view.utilserve_handler = handler
@@ -99,7 +136,7 @@ def _patterns(handler: Handler, asynchronous: bool, catch_all: bool = False) -> 
     prefix = handler.settings.route.strip("/")
     if catch_all or not prefix:
         return [re_path(r"", view)]
-    health = "|".join(re.escape(path.strip("/")) for path in HEALTH_PATHS)
+    health = "|".join(re.escape(path.strip("/")) for path in handler.root_paths)
     return [re_path(rf"^{re.escape(prefix)}(?:/|$)", view), re_path(rf"^(?:{health})/?$", view)]
 
 
@@ -179,8 +216,13 @@ def application(handler: Handler, native: WSGIHandler | ASGIHandler | None) -> W
     if native is None:
         native = get_asgi_application() if handler.settings.asynchronous else get_wsgi_application()
     asynchronous = isinstance(native, ASGIHandler)
+    if not asynchronous and native.request_class is WSGIRequest:  # a project's own request class stays
+        native.request_class = _WSGIRequest
     _mount(handler, asynchronous, catch_all=standalone)
-    return Lifespan(native, handler) if asynchronous else native
+    if asynchronous:
+        return Lifespan(native, handler)
+    handler.follow_process()
+    return native
 
 
 def run(app: WSGIHandler | Lifespan, handler: Handler, host: str, port: int) -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import falcon
 import falcon.asgi
 
-from ..api.builtin import HEALTH_PATHS
 from ..handler import Handler
 from ..http import AsyncBody, Request, Response, SyncBody
+from . import asgi_path, wsgi_body, wsgi_path
+from .asgi import closed_when_gone
 
 FalconApp = falcon.App | falcon.asgi.App
 
@@ -52,7 +53,12 @@ class _ASGIHooks:
 
 
 def _request(req: falcon.Request, body: SyncBody | AsyncBody) -> Request:
-    return Request(req.method, req.path, req.query_string, _Headers(req), body, req.remote_addr, native=req)
+    path = (
+        asgi_path(req.path, req.scope)
+        if isinstance(req, falcon.asgi.Request)
+        else wsgi_path(req.path, req.env.get("PATH_INFO", ""))
+    )
+    return Request(req.method, path, req.query_string, _Headers(req), body, req.remote_addr, native=req)
 
 
 def _respond(resp: falcon.Response, response: Response) -> None:
@@ -60,12 +66,18 @@ def _respond(resp: falcon.Response, response: Response) -> None:
     resp.status = response.status
     for name, value in response.headers:
         resp.append_header(name, value)
-    resp.data = response.body
+    if response.chunks is None:
+        resp.data = response.body
 
 
 def _wsgi_sink(handler: Handler) -> Any:
     def sink(req: falcon.Request, resp: falcon.Response) -> None:
-        _respond(resp, handler.handle(_request(req, lambda size: req.bounded_stream.read(size))))
+        body = wsgi_body(req.env, lambda size: req.bounded_stream.read(size))
+        response = handler.handle(_request(req, body))
+        _respond(resp, response)
+        if response.chunks is not None:
+            assert isinstance(response.chunks, Iterator)  # the handler's sync path streams sync chunks only
+            resp.stream = response.chunks  # sent as it yields, with no Content-Length
 
     return sink
 
@@ -80,7 +92,13 @@ def _asgi_sink(handler: Handler) -> Any:
     async def sink(req: falcon.asgi.Request, resp: falcon.asgi.Response | None, ws: Any = None) -> None:
         if resp is None:
             return  # a WebSocket: utilserve serves HTTP only, and falcon closes the connection
-        _respond(resp, await handler.ahandle(_request(req, _chunks(req))))
+        response = await handler.ahandle(_request(req, _chunks(req)))
+        _respond(resp, response)
+        if response.chunks is not None:
+            assert isinstance(response.chunks, AsyncIterator)  # the handler's async path streams async chunks only
+            # Sent as it yields, with no Content-Length. Falcon watches for a client that goes away only for
+            # resp.sse, so the stream watches itself, on the ASGI receive that falcon keeps (no public accessor).
+            resp.stream = closed_when_gone(response.chunks, req._receive)
 
     return sink
 
@@ -90,7 +108,7 @@ def _prefix(handler: Handler, standalone: bool) -> re.Pattern[str]:
     route = handler.settings.route.rstrip("/")
     if standalone or not route:
         return re.compile("")
-    paths = [re.escape(route) + "(?:/.*)?", *(re.escape(path) for path in HEALTH_PATHS)]
+    paths = [re.escape(route) + "(?:/.*)?", *(re.escape(path) for path in handler.root_paths)]
     return re.compile(f"(?:{'|'.join(paths)})\\Z", re.DOTALL)
 
 
@@ -108,6 +126,7 @@ def application(handler: Handler, native: FalconApp | None) -> FalconApp:
     else:
         app.add_middleware(_WSGIHooks(handler))
         app.add_sink(_wsgi_sink(handler), _prefix(handler, native is None))
+        handler.follow_process()
     return app
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import flask
-from werkzeug.exceptions import MethodNotAllowed
+from collections.abc import Iterator
 
-from ..api.builtin import HEALTH_PATHS
+import flask
+from werkzeug.routing import PathConverter
+
 from ..handler import Handler
 from ..http import Request, Response
+from . import wsgi_body, wsgi_path
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+class AnyPath(PathConverter):
+    """Werkzeug's path converter, newlines included (a ``%0A`` in the URL): its own stops at one, and Flask's
+    HTML 404 answered in utilserve's place."""
+
+    regex = "(?s:[^/].*?)"
 
 
 def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
@@ -26,43 +33,39 @@ def application(handler: Handler, native: flask.Flask | None) -> flask.Flask:
         environ = native_request.environ
         request = Request(
             native_request.method,
-            native_request.path,
+            wsgi_path(native_request.path, environ.get("PATH_INFO", "")),
             environ.get("QUERY_STRING", ""),
             native_request.headers,
-            lambda size: native_request.stream.read(size),
+            wsgi_body(environ, lambda size: native_request.stream.read(size)),
             environ.get("REMOTE_ADDR"),
             native=native_request,
         )
         return _native(handler.handle(request), NativeResponse)
 
     prefix = handler.settings.route.rstrip("/") if native is not None else ""
-    rules = [prefix or "/", prefix + "/<path:path>", *(HEALTH_PATHS if prefix else ())]
+    app.url_map.converters["utilserve_path"] = AnyPath
+    rules = [prefix or "/", prefix + "/<utilserve_path:path>", *(handler.root_paths if prefix else ())]
     for rule in rules:
-        app.add_url_rule(
-            rule,
-            endpoint=f"utilserve:{rule}",
-            view_func=view,
-            methods=METHODS,
-            provide_automatic_options=False,
-            strict_slashes=False,
-        )
+        # A werkzeug Rule lists no methods: every one, QUERY and PROPFIND too, reaches the core, which answers 405
+        # with a true Allow. Flask's add_url_rule would list some, and the app's own 405 would answer the rest.
+        endpoint = f"utilserve:{rule}"
+        app.url_map.add(app.url_rule_class(rule, endpoint=endpoint, strict_slashes=False))
+        app.view_functions[endpoint] = view
     if native is not None:
         app.before_request(handler.start_once)
-    else:
-
-        def other_method(error: MethodNotAllowed) -> flask.Response:
-            """Methods no rule lists (QUERY, PROPFIND...) still get utilserve's answer, with a true ``Allow``."""
-            return view()
-
-        app.register_error_handler(MethodNotAllowed, other_method)
+    handler.follow_process()
     return app
 
 
 def _native(response: Response, response_class: type[flask.Response]) -> flask.Response:
     headers = response.headers
+    body: bytes | Iterator[bytes] = response.body
+    if response.chunks is not None:
+        assert isinstance(response.chunks, Iterator)  # the handler's sync path streams sync chunks only
+        body = response.chunks
     if len(headers) == 1 and headers[0][0] == "content-type":
-        return response_class(response.body, response.status, content_type=headers[0][1])
-    return response_class(response.body, response.status, headers)
+        return response_class(body, response.status, content_type=headers[0][1])
+    return response_class(body, response.status, headers)
 
 
 def run(app: flask.Flask, handler: Handler, host: str, port: int) -> None:

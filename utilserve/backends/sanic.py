@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from sanic import Request as SanicRequest
 from sanic import Sanic
@@ -14,15 +14,18 @@ from sanic.constants import HTTP_METHODS
 from sanic.exceptions import MethodNotAllowed
 from sanic.response import HTTPResponse
 
-from ..api.builtin import HEALTH_PATHS
 from ..handler import Handler
 from ..http import Request
+from . import path_text
 
 METHODS = [str(method) for method in HTTP_METHODS]
 
 
 class NativeResponse(HTTPResponse):
-    """Sends utilserve's headers as given: Sanic's own would add ``content-type: None`` to a typeless body."""
+    """Sends utilserve's headers as given: Sanic's own would add ``content-type: None`` to a typeless body.
+
+    Sanic adds ``content-length`` as an int, hence the ``str`` of each value.
+    """
 
     @property
     def processed_headers(self) -> Iterator[tuple[bytes, bytes]]:
@@ -30,7 +33,7 @@ class NativeResponse(HTTPResponse):
             return super().processed_headers
         sanitize = self._sanitize_header_value
         return (
-            (sanitize(name).encode("ascii"), sanitize(value).encode(errors="surrogateescape"))
+            (sanitize(name).encode("ascii"), sanitize(f"{value}").encode(errors="surrogateescape"))
             for name, value in self.headers.items()
         )
 
@@ -38,11 +41,11 @@ class NativeResponse(HTTPResponse):
 def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, Any]:
     app = native if native is not None else Sanic(app_name(handler.settings.name))
 
-    async def view(request: SanicRequest, path: str = "") -> HTTPResponse:
+    async def view(request: SanicRequest, path: str = "") -> HTTPResponse | None:
         # A streaming route leaves the body unread: the core reads it lazily and owns the size limit (413).
         neutral = Request(
             request.method,
-            unquote(request.path),
+            path_text(unquote_to_bytes(request.path)),
             request.query_string,
             request.headers,
             _body(request.stream) if request.stream is not None else request.body,
@@ -52,19 +55,24 @@ def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, 
         response = await handler.ahandle(neutral)
         if request.stream is not None and _has_body(request):
             await _discard(request.stream, handler.settings.max_body_size)
-        return NativeResponse(response.body, response.status, Header(response.headers))
+        if response.chunks is None:
+            return NativeResponse(response.body, response.status, Header(response.headers))
+        assert isinstance(response.chunks, AsyncIterator)  # the handler's async path streams async chunks only
+        await _stream(request, NativeResponse(None, response.status, Header(response.headers)), response.chunks)
+        return None
 
     prefix = handler.settings.route.rstrip("/") if native is not None else ""
-    uris = [prefix or "/", prefix + "/<path:path>", *(HEALTH_PATHS if prefix else ())]
+    uris = [prefix or "/", prefix + "/<path:path>", *(handler.root_paths if prefix else ())]
     for index, uri in enumerate(uris):
         app.add_route(view, uri, methods=METHODS, name=f"utilserve_{index}", stream=True, strict_slashes=False)
-    if native is None:
 
-        async def other_method(request: SanicRequest, error: MethodNotAllowed) -> HTTPResponse:
-            """Methods Sanic's router cannot register (TRACE, ...) still get utilserve's answer."""
+    async def other_method(request: SanicRequest, error: MethodNotAllowed) -> HTTPResponse | None:
+        """Methods Sanic's router cannot register (QUERY, ...) still get utilserve's answer on its paths."""
+        if native is None or handler.owns(request.path):
             return await view(request)
+        return app.error_handler.default(request, error)
 
-        app.exception(MethodNotAllowed)(other_method)
+    app.exception(MethodNotAllowed)(other_method)
 
     async def start(app: Sanic[Any, Any]) -> None:
         await handler.astart()
@@ -75,6 +83,26 @@ def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, 
     app.before_server_start(start)
     app.after_server_stop(stop)
     return app
+
+
+async def _stream(request: SanicRequest, head: HTTPResponse, chunks: AsyncIterator[bytes]) -> None:
+    """Send each chunk as it comes (chunked encoding: no content-length); close the stream however it ends.
+
+    A stream that fails after it began (the core has logged it) cuts the body short: the connection is
+    closed, never ended cleanly, so that the client can tell.
+    """
+    try:
+        native = await request.respond(head)
+        try:
+            async for chunk in chunks:
+                await native.send(chunk)
+        except Exception:  # noqa: BLE001 - logged by the core; the body is cut short
+            request.transport.close()
+            return
+        await native.eof()
+    finally:
+        if (aclose := getattr(chunks, "aclose", None)) is not None:
+            await aclose()
 
 
 async def _body(stream: Any) -> AsyncIterator[bytes]:

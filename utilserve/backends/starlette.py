@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Route
 
-from ..api.builtin import HEALTH_PATHS
 from ..handler import Handler
 from ..http import Request, Response
+from . import asgi_path
+from .asgi import CLIENT_GONE, Incoming
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -28,42 +30,72 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
+        incoming = Incoming(receive)
         request = Request(
             scope["method"],
-            scope["path"],
+            asgi_path(scope["path"], scope),
             scope["query_string"].decode("latin-1"),
             Headers(scope=scope),
-            _body(receive),
+            incoming.body(),
             client[0] if client else None,
             native=scope,
         )
-        await send_response(await self.handler.ahandle(request), send)
+        incoming.watch(expects_continue=(request.headers.get("expect") or "").lower() == "100-continue")
+        try:
+            try:
+                response = await self.handler.ahandle(request)
+            except asyncio.CancelledError:
+                if not incoming.cancelled_request:
+                    raise
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]  # a task runs this
+                response = Response.error(CLIENT_GONE)  # for middleware around the app, which expects an answer
+            incoming.responding = True
+            await send_response(response, send, incoming)
+        finally:
+            incoming.stop()
 
 
-async def send_response(response: Response, send: Send) -> None:
+async def send_response(response: Response, send: Send, incoming: Incoming) -> None:
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
-    headers.append((b"content-length", str(len(response.body)).encode()))
+    chunks = response.chunks
+    if chunks is None:
+        headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+    if chunks is None:
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    assert isinstance(chunks, AsyncIterator)  # the handler's async path streams async chunks only
+    left = incoming.listen()
+    streaming = asyncio.ensure_future(_send_chunks(chunks, send))
+    gone = asyncio.ensure_future(left.wait())
+    await asyncio.wait({streaming, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if gone.done():
+        streaming.cancel()  # the stream's generator is closed at once, not at its next chunk
+    gone.cancel()
+    await asyncio.gather(streaming, return_exceptions=gone.done())
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
+async def _send_chunks(chunks: AsyncIterator[bytes], send: Send) -> None:
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def routes(handler: Handler, standalone: bool) -> list[BaseRoute]:
     endpoint = Endpoint(handler)
     prefix = handler.settings.route.rstrip("/")
     if standalone or not prefix:
-        return [Route("/{path:path}", endpoint)]
-    paths = [prefix, prefix + "/{path:path}", *HEALTH_PATHS]
-    return [Route(path, endpoint) for path in paths]
+        return [_route("/{path:path}", endpoint)]
+    paths = [prefix, prefix + "/{path:path}", *handler.root_paths]
+    return [_route(path, endpoint) for path in paths]
+
+
+def _route(path: str, endpoint: Endpoint) -> Route:
+    """A Route whose ``{path:path}`` takes newlines too (a ``%0A`` in the URL): Starlette's stops at one, and its
+    plain-text 404 answered in utilserve's place."""
+    route = Route(path, endpoint)
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
 
 
 def lifespan(handler: Handler, inner: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:

@@ -9,6 +9,8 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from ..errors import HTTPError, unavailable
+from ..telemetry.context import Origin
+from .stream import Stream
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class Pool(Protocol):
     Built as ``kind(model_cls, name, workers, options)``. ``submit`` returns
     a future that always resolves: to the item's ``Output`` or to an
     ``HTTPError``. Cancelling the future drops an item that no worker has
-    taken yet.
+    taken yet. ``origin`` (the request an item serves) goes with the item
+    to the batch that runs it, for its log line and metrics.
     """
 
     def start(self) -> None:
@@ -41,22 +44,34 @@ class Pool(Protocol):
         """True once every worker finished ``setup()``, until ``stop()``."""
 
     @property
+    def loading(self) -> bool:
+        """True while workers start (or restart) and none has failed: an item may wait for them."""
+
+    @property
     def error(self) -> BaseException | None:
         """Why a worker's ``setup()`` failed, if it did."""
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until ready (True) or ``timeout`` (False); raise if setup failed."""
 
-    def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+    def submit(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Future[BaseModel]:
         """Queue a validated ``Input``; raise ``HTTPError(503)`` when not ready or full."""
 
-    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
+    def stream(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Stream:
+        """Queue a validated ``Input`` of a streaming model; its outputs arrive on the stream.
+
+        Raise ``HTTPError(503)`` when not ready or full; a 504 for an item
+        that expired while queued ends the stream. ``Stream.close`` drops
+        the item, queued or running.
+        """
+
+    def call(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> BaseModel:
         """Submit and wait in this thread: the ``Output``; raise its ``HTTPError``, or ``TimeoutError``.
 
         A pool whose answers reach a blocking caller faster without a
         future overrides this.
         """
-        return result_within(self.submit(item, timeout_s), timeout_s)
+        return result_within(self.submit(item, timeout_s, origin), timeout_s)
 
 
 def result_within(future: Future[BaseModel], timeout_s: float) -> BaseModel:

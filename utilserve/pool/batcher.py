@@ -50,15 +50,18 @@ from time import monotonic
 from typing import Any
 
 from ..errors import HTTPError, unavailable
+from ..telemetry.context import Origin
+from ..telemetry.metrics import metrics, on
 
 
 @dataclass(eq=False, slots=True)
 class Item:
-    """One queued request: its payload, deadline and the future its caller holds."""
+    """One queued request: its payload, deadline, the request it serves and the future its caller holds."""
 
     payload: Any
     deadline: float
     arrived: float
+    origin: Origin | None = None
     future: Future[Any] = field(default_factory=Future)
 
 
@@ -70,6 +73,7 @@ class Batcher:
     hook is the future itself: ``future.cancel()`` (a client that went away,
     or ``asyncio`` cancelling a wrapped future) takes a queued item out at
     once, freeing its slot; once a worker took it, cancel returns False.
+    The ``queue_size`` metric follows the queue.
     """
 
     def __init__(
@@ -93,16 +97,18 @@ class Batcher:
         self._gather_since = self._free_since
         self._last_size = 0
         self._closed: HTTPError | None = None
+        self._queue_size = metrics().queue_size.labels(name) if on() else None
 
-    def submit(self, payload: Any, deadline: float) -> Future[Any]:
+    def submit(self, payload: Any, deadline: float, origin: Origin | None = None) -> Future[Any]:
         """Queue ``payload``; raise a 503 at once when the queue is full or closed."""
-        item = Item(payload, deadline, monotonic())
+        item = Item(payload, deadline, monotonic(), origin)
         with self._cond:
             if self._closed is not None:
                 raise self._closed.copy()
             if len(self._queue) >= self._max_queue:
                 raise unavailable(f"model {self.name} is overloaded: {self._max_queue} requests already queued")
             self._queue.append(item)
+            self._queued(1)
             self._last_arrival = item.arrived
             self._cond.notify()
         item.future.add_done_callback(partial(self._drop_cancelled, item))
@@ -143,6 +149,18 @@ class Batcher:
         with self._cond:
             full = self._closed is None and len(self._queue) >= self._max_batch
             batch = self._take(monotonic(), expired) if full else []
+        self._expire(expired)
+        return batch
+
+    def take_now(self, limit: int) -> list[Item]:
+        """Up to ``limit`` queued items at once, without waiting for company; ``[]`` once closed.
+
+        A streaming model's worker takes these at each step boundary: its
+        batch is already running, so a queued item only waits for the step.
+        """
+        expired: list[Item] = []
+        with self._cond:
+            batch = [] if self._closed is not None or limit <= 0 else self._take(monotonic(), expired, limit)
         self._expire(expired)
         return batch
 
@@ -187,6 +205,7 @@ class Batcher:
         with self._cond:
             self._closed = error
             dropped = [item for item in self._queue if item.future.set_running_or_notify_cancel()]
+            self._queued(-len(self._queue))
             self._queue.clear()
             self._cond.notify_all()
         for item in dropped:
@@ -218,10 +237,12 @@ class Batcher:
         pause_ends = max(self._last_arrival, self._free_since) + self._gap
         return min(opened + self._max_wait, pause_ends)
 
-    def _take(self, now: float, expired: list[Item]) -> list[Item]:
+    def _take(self, now: float, expired: list[Item], limit: int | None = None) -> list[Item]:
         batch: list[Item] = []
-        while self._queue and len(batch) < self._max_batch:
+        size = self._max_batch if limit is None else limit
+        while self._queue and len(batch) < size:
             item = self._queue.popleft()
+            self._queued(-1)
             if not item.future.set_running_or_notify_cancel():
                 continue
             (expired if item.deadline <= now else batch).append(item)
@@ -237,3 +258,9 @@ class Batcher:
         if future.cancelled():
             with self._cond, suppress(ValueError):
                 self._queue.remove(item)
+                self._queued(-1)
+
+    def _queued(self, change: int) -> None:
+        """With the lock held: the queue grew or shrank by ``change``."""
+        if self._queue_size is not None and change:
+            self._queue_size.inc(change)

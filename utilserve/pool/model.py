@@ -11,7 +11,7 @@ ErrorMapping = Mapping[type[Exception], int | tuple[int, str]]
 
 
 class Model:
-    """Subclass, declare ``Input``/``Output`` and implement ``predict``.
+    """Subclass, declare ``Input``/``Output`` and implement ``predict``, or ``start``/``step``/``done`` to stream.
 
     One instance lives in each pool worker: ``setup()`` runs once there
     (load weights), ``predict()`` gets batches of validated ``Input`` items,
@@ -22,11 +22,21 @@ class Model:
     anything unmapped answers 500. ``ray_options`` is handed unchanged to Ray
     Serve's ``Deployment.options()`` when the model is served by
     ``pool="ray"`` (``num_replicas``, ``ray_actor_options``,
-    ``autoscaling_config``...); other pools ignore it.
+    ``autoscaling_config``...); other pools ignore it. ``strict = True``
+    validates ``Input`` in pydantic's strict mode, ``False`` leaves it as lax
+    as ``Input`` itself allows, whatever the service says; ``None`` (the
+    default) follows ``Service(strict=...)``.
+
+    A streaming model answers each item with many outputs, batched
+    continuously (see ``stepping``): ``start(item)`` makes an item's state,
+    ``step(states)`` advances every active item by one output at a time,
+    and ``done(state)`` says when an item has given its last; ``timeout_s``
+    then bounds the wait for the first output.
 
     Settings are checked when the class is defined, so a typo fails at
-    import rather than under load. A class that does not override
-    ``predict`` (a shared base for other models) needs no ``Input``/``Output``.
+    import rather than under load. A class that implements neither
+    ``predict`` nor ``step`` (a shared base for other models) needs no
+    ``Input``/``Output``.
     """
 
     Input: ClassVar[type[BaseModel]]
@@ -37,6 +47,7 @@ class Model:
     timeout_s: ClassVar[float] = 30.0
     errors: ClassVar[ErrorMapping] = {}
     ray_options: ClassVar[Mapping[str, Any]] = {}
+    strict: ClassVar[bool | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -49,12 +60,31 @@ class Model:
         """Return one ``Output`` (or ``Exception``) per item of ``batch``, in order."""
         raise NotImplementedError(f"{type(self).__name__} must implement predict(self, batch)")
 
+    def start(self, item: Any) -> Any:
+        """A streaming model: the state of a new item, which ``step`` advances."""
+        raise NotImplementedError(f"{type(self).__name__} must implement start(self, item) to stream")
+
+    def step(self, states: list[Any]) -> Sequence[Any]:
+        """A streaming model: advance each state by one step; its ``Output``, ``None`` (none yet) or ``Exception``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement step(self, states) to stream")
+
+    def done(self, state: Any) -> bool:
+        """A streaming model: whether the item of ``state`` has given its last output."""
+        raise NotImplementedError(f"{type(self).__name__} must implement done(self, state) to stream")
+
+    @classmethod
+    def streams(cls) -> bool:
+        """Whether the model streams (it implements ``step``) rather than answering once (``predict``)."""
+        return cls.step is not Model.step
+
     def teardown(self) -> None:
         """Release what ``setup`` acquired; runs once per worker at shutdown."""
 
 
 def _check_model(cls: type[Model]) -> None:
-    if cls.predict is not Model.predict:
+    if cls.streams():
+        _check_streaming(cls)
+    if cls.predict is not Model.predict or cls.streams():
         _check_schema(cls, "Input")
         _check_schema(cls, "Output")
     _check_number(cls, "max_batch_size", integer=True, zero_ok=False)
@@ -62,9 +92,22 @@ def _check_model(cls: type[Model]) -> None:
     _check_number(cls, "max_wait_ms", integer=False, zero_ok=True)
     _check_number(cls, "timeout_s", integer=False, zero_ok=False)
     _check_errors(cls)
+    if cls.strict is not None and not isinstance(cls.strict, bool):
+        raise TypeError(f"{cls.__name__}.strict must be True, False or None (the service's), {_got(cls.strict)}")
     if not (isinstance(cls.ray_options, Mapping) and all(isinstance(key, str) for key in cls.ray_options)):
         raise TypeError(
             f"{cls.__name__}.ray_options must be a dict of Ray Serve deployment options, {_got(cls.ray_options)}"
+        )
+
+
+def _check_streaming(cls: type[Model]) -> None:
+    if cls.predict is not Model.predict:
+        raise TypeError(f"{cls.__name__} implements both predict and step: a model answers once or streams, not both")
+    missing = [name for name in ("start", "done") if getattr(cls, name) is getattr(Model, name)]
+    if missing:
+        raise TypeError(
+            f"{cls.__name__} streams (it implements step) but does not implement {' and '.join(missing)}: "
+            "a streaming model needs start(self, item) -> state, step(self, states) and done(self, state)"
         )
 
 

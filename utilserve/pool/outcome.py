@@ -27,16 +27,36 @@ def run_batch(model: Model, name: str, batch: list[BaseModel]) -> list[Outcome]:
         results = model.predict(batch)
     except Exception as exc:  # noqa: BLE001 - any model failure becomes an HTTP error
         return _for_each(batch, to_http_error(model, name, exc))
+    checked = _one_per_item(name, "predict", results, len(batch))
+    if isinstance(checked, HTTPError):
+        return _for_each(batch, checked)
+    return [_outcome(model, name, "predict", index, result) for index, result in enumerate(checked)]
+
+
+def run_step(model: Model, name: str, states: list[Any]) -> list[Outcome | None]:
+    """Call a streaming model's ``step(states)``; return one outcome per state, ``None`` where it gave none."""
     try:
-        results = list(results)
+        results = model.step(states)
+    except Exception as exc:  # noqa: BLE001 - any model failure becomes an HTTP error
+        return list(_for_each(states, to_http_error(model, name, exc)))
+    checked = _one_per_item(name, "step", results, len(states))
+    if isinstance(checked, HTTPError):
+        return list(_for_each(states, checked))
+    return [None if result is None else _outcome(model, name, "step", i, result) for i, result in enumerate(checked)]
+
+
+def _one_per_item(name: str, method: str, results: Any, size: int) -> list[Any] | HTTPError:
+    """The results as a list of ``size``, or the 500 that says what the model returned instead."""
+    try:
+        listed = list(results)
     except TypeError:
-        return _fail_all(batch, f"model {name}: predict returned {type(results).__name__}, expected a list")
-    if len(results) != len(batch):
-        return _fail_all(
-            batch,
-            f"model {name}: predict returned {len(results)} results for a batch of {len(batch)}",
-        )
-    return [_outcome(model, name, index, result) for index, result in enumerate(results)]
+        message = f"model {name}: {method} returned {type(results).__name__}, expected a list"
+    else:
+        if len(listed) == size:
+            return listed
+        message = f"model {name}: {method} returned {len(listed)} results for a batch of {size}"
+    logger.error(message)
+    return HTTPError(500, message)
 
 
 def to_http_error(model: Model, name: str, exc: Exception) -> HTTPError:
@@ -51,7 +71,7 @@ def to_http_error(model: Model, name: str, exc: Exception) -> HTTPError:
     else:
         target = _mapped(type(model).errors, type(exc))
         if target is None:
-            logger.error("model %s: predict raised %s", name, type(exc).__name__, exc_info=exc)
+            logger.error("model %s raised %s", name, type(exc).__name__, exc_info=exc)
             error = HTTPError(500, f"model {name} failed: {type(exc).__name__}")
         elif isinstance(target, tuple):
             error = HTTPError(target[0], target[1])
@@ -70,7 +90,7 @@ def _mapped(errors: ErrorMapping, exc_type: type[Exception]) -> int | tuple[int,
     return None
 
 
-def _outcome(model: Model, name: str, index: int, result: Any) -> Outcome:
+def _outcome(model: Model, name: str, method: str, index: int, result: Any) -> Outcome:
     output_cls = type(model).Output
     if isinstance(result, output_cls):
         return result
@@ -83,16 +103,11 @@ def _outcome(model: Model, name: str, index: int, result: Any) -> Outcome:
         where = ".".join(str(part) for part in first["loc"]) or "value"
         return HTTPError(
             500,
-            f"model {name}: predict returned an invalid {output_cls.__name__} for item {index} "
+            f"model {name}: {method} returned an invalid {output_cls.__name__} for item {index} "
             f"({type(result).__name__}; {where}: {first['msg']})",
         )
 
 
-def _fail_all(batch: list[BaseModel], message: str) -> list[Outcome]:
-    logger.error(message)
-    return _for_each(batch, HTTPError(500, message))
-
-
-def _for_each(batch: list[BaseModel], error: HTTPError) -> list[Outcome]:
+def _for_each(batch: list[Any], error: HTTPError) -> list[Outcome]:
     """One instance per item: a single exception raised in many threads tangles tracebacks."""
     return [error, *(error.copy() for _ in batch[1:])]

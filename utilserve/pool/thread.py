@@ -11,14 +11,21 @@ import logging
 import threading
 from concurrent.futures import Future
 from time import monotonic
+from typing import Any
 
 from pydantic import BaseModel
 
+from ..concurrency import start_for_user_code
 from ..errors import HTTPError
+from ..telemetry.batches import batch as running
+from ..telemetry.context import Origin
 from .base import Pool, PoolOptions, load_failure, not_ready, shutting_down
 from .batcher import Batcher
 from .model import Model
+from .observed import serving
 from .outcome import run_batch
+from .stepping import Stepper, Streaming
+from .stream import Stream, follow_queue
 
 logger = logging.getLogger("utilserve.pool")
 
@@ -45,18 +52,24 @@ class ThreadPool(Pool):
         self._error: BaseException | None = None
         self._started = False
         self._stopped = False
+        self._room_freed = threading.Event()
 
     def start(self) -> None:
         with self._lock:
             if self._started:
                 raise RuntimeError(f"the pool of model {self.name} was already started")
             self._started = True
+        serving(self.name, False)
         for thread in self._threads:
-            thread.start()
+            start_for_user_code(thread)
 
     @property
     def ready(self) -> bool:
         return self._loaded == len(self._threads) and not self._stopped
+
+    @property
+    def loading(self) -> bool:
+        return self._started and not self._settled.is_set()
 
     @property
     def error(self) -> BaseException | None:
@@ -68,16 +81,26 @@ class ThreadPool(Pool):
             raise load_failure(self.name, self._error)
         return self.ready
 
-    def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+    def submit(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Future[BaseModel]:
+        return self._queue(item, timeout_s, origin)
+
+    def stream(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Stream:
+        stream = Stream(on_room=self._room_freed.set)
+        follow_queue(stream, self._queue(Streaming(item, stream), timeout_s, origin))
+        return stream
+
+    def _queue(self, payload: Any, timeout_s: float, origin: Origin | None) -> Future[Any]:
+        """Queue a one-shot item or a stream's; the 503 of a pool that is not ready or full."""
         if not self.ready:
             raise not_ready(self.name, f"setup failed: {type(self._error).__name__}" if self._error is not None else "")
-        return self._batcher.submit(item, monotonic() + timeout_s)
+        return self._batcher.submit(payload, monotonic() + timeout_s, origin)
 
     def stop(self, timeout: float = 30.0) -> None:
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
+        serving(self.name, False)
         self._batcher.close(shutting_down(self.name))
         self._settled.set()
         if not self._started:
@@ -102,9 +125,10 @@ class ThreadPool(Pool):
         with self._lock:
             self._loaded += 1
             if self._loaded == len(self._threads):
+                serving(self.name, self.ready)
                 self._settled.set()
         try:
-            self._serve(model)
+            self._step(model) if self.model_cls.streams() else self._serve(model)
         finally:
             try:
                 model.teardown()
@@ -114,8 +138,14 @@ class ThreadPool(Pool):
     def _serve(self, model: Model) -> None:
         while (batch := self._batcher.next_batch()) is not None:
             try:
-                outcomes = run_batch(model, self.name, [item.payload for item in batch])
+                with running(self.name, [item.origin for item in batch]):
+                    outcomes = run_batch(model, self.name, [item.payload for item in batch])
             except BaseException:
                 self._batcher.finish(batch, [HTTPError(500, f"model {self.name}: worker died") for _ in batch])
                 raise
             self._batcher.finish(batch, outcomes)
+
+    def _step(self, model: Model) -> None:
+        """Continuous batching, until the pool stops and every stream ended."""
+        stepper = Stepper(model, self.name, self.model_cls.max_batch_size, self.model_cls.timeout_s)
+        stepper.run(self._batcher, self._room_freed)

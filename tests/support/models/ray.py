@@ -6,7 +6,7 @@ The replicas run in Ray's worker processes, which take their environment
 
 from __future__ import annotations
 
-from . import thread
+from . import streaming, thread
 from .log import record
 
 LIGHT = {"ray_actor_options": {"num_cpus": 0.25}}
@@ -27,4 +27,10 @@ class Slow(thread.Slow):
 
 
 class Picky(thread.Picky):
+    ray_options = LIGHT
+
+
+class Counting(streaming.Counting):
+    """The streaming model: its steps run in the replica, its outputs come back over Ray's streaming calls."""
+
     ray_options = LIGHT

@@ -83,6 +83,15 @@ class Doubled(BaseModel):
     y: int
 
 
+class Doubling(Model):
+    """Doubles ``x``: the least a model route can serve."""
+
+    Input, Output = Number, Doubled
+
+    def predict(self, batch: list[Number]) -> list[Doubled]:
+        return [Doubled(y=2 * item.x) for item in batch]
+
+
 class Batching(Model):
     """10 ms per batch; records every batch's size."""
 
@@ -146,3 +155,15 @@ class SlowSetup(Model):
 
     def teardown(self) -> None:
         record(model="slow_setup", event="teardown")
+
+
+class Hold(Model):
+    """Holds each batch of up to 16 for $HOLD_MS (1 s by default): requests stay in flight while a server stops."""
+
+    Input, Output = Number, Doubled
+    max_batch_size = 16
+    max_wait_ms = 20
+
+    def predict(self, batch: list[Number]) -> list[Doubled]:
+        time.sleep(int(os.environ.get("HOLD_MS", "1000")) / 1000)
+        return [Doubled(y=item.x * 2) for item in batch]

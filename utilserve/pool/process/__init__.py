@@ -27,10 +27,16 @@ sender, a batch's answers in one write per connection. A worker that dies
 closes its connections, so what was in flight answers 503 at once; the
 supervisor starts a successor and publishes it.
 
+A streaming model's item goes the same way as ``STREAM``, over the process's
+shared connection to the worker; its outputs come back as ``CHUNK`` frames
+among the other answers, as far as the credit its reader granted goes, and
+the worker runs steps where it would run batches (see ``worker/streams.py``).
+
 Shared by all three: :mod:`.messages` (the wire, named once), :mod:`.codec`
 (frames and payloads, no I/O), :mod:`.sockets` (frames over sockets,
 private listening sockets), :mod:`.spec` (what a process needs to host a
-model), :mod:`.spin` (polling before sleeping).
+model), :mod:`.spin` (polling before sleeping), :mod:`.signals` (a
+process's signals reach its main thread, never a pool thread).
 """
 
 from .pool import ProcessPool

@@ -153,6 +153,17 @@ def answer(name: str, error: HTTPErrorValues | None, buffers: Sequence[Buffer]) 
         raise HTTPError(500, f"model {name}: could not decode the output ({type(exc).__name__})") from None
 
 
+def encode(name: str, outcome: Any) -> list[Buffer] | HTTPError:
+    """A model's output as the buffers it travels in; an error stays an error, and so does an output that
+    will not pickle (a 500 for its item only)."""
+    if isinstance(outcome, HTTPError):
+        return outcome
+    try:
+        return pack(outcome)
+    except Exception as exc:  # noqa: BLE001 - an unpicklable output fails its item only
+        return HTTPError(500, f"model {name}: could not send the output ({type(exc).__name__}: {exc})")
+
+
 def frame(head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> list[Buffer]:
     """One frame as the parts to write: a small frame is one joined ``bytes``, a large one keeps its buffers apart."""
     head_bytes = pickle.dumps(head, protocol=5)

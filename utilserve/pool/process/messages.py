@@ -13,10 +13,20 @@ Web process -> supervisor (the control connection):
 
 Supervisor -> web process: ``(STATE, name, ModelStatus)``, ``(RESULT, rid, None)``.
 
-Web process -> model worker: ``(SUBMIT, rid, timeout_s) [input]``,
+Web process -> model worker: ``(SUBMIT, rid, timeout_s, origin) [input]``,
 answered ``(RESULT, rid, error) [output]`` (``error`` an
 :data:`~.codec.HTTPErrorValues`, or ``None`` with the output's buffers);
-``(CANCEL, rid)`` drops a queued item; ``(PING, rid)``.
+``(CANCEL, rid)`` drops a queued item; ``(PING, rid)``. ``origin`` is the
+request the item serves, as :data:`WireOrigin`.
+
+Streaming models, on the same connection, request ids shared with the
+above: ``(STREAM, rid, timeout_s, credit, origin) [input]`` queues an item, whose
+worker then sends ``(CHUNK, rid) [output]`` per output and ``(ENDED, rid,
+error)`` last (``error`` as for ``RESULT``, or ``None``). The worker sends
+no more chunks than the web process granted: ``credit`` at first, then
+``n`` more per ``(CREDIT, rid, n)``, which the web process sends as its
+reader takes outputs. ``(CANCEL, rid)`` drops the item, queued or running,
+and no ``ENDED`` answers it.
 
 Supervisor <-> model worker (an inherited socketpair): the worker sends
 ``(READY, pid)`` or ``(FAILED, type name, message, pickled exception)``
@@ -29,6 +39,8 @@ import pickle
 from dataclasses import dataclass
 from functools import cached_property
 
+from ...telemetry.context import Origin
+
 LOAD = "load"
 UNLOAD = "unload"
 EXIT = "exit"
@@ -37,6 +49,10 @@ STATE = "state"
 RESULT = "result"
 SUBMIT = "submit"
 CANCEL = "cancel"
+STREAM = "stream"
+CHUNK = "chunk"
+ENDED = "ended"
+CREDIT = "credit"
 READY = "ready"
 FAILED = "failed"
 STOP = "stop"
@@ -45,6 +61,17 @@ Workers = tuple[tuple[int, str], ...]
 """``(pid, socket path)`` of each model worker that is up."""
 SetupFailure = tuple[str, str, bytes | None]
 """Why setup failed: the exception's type name, its message, and the exception pickled (``None`` if it would not)."""
+
+WireOrigin = tuple[str, dict[str, str]] | None
+"""An item's ``Origin`` as plain values in a frame's head: its request id and trace context; ``None`` for none."""
+
+
+def to_wire(origin: Origin | None) -> WireOrigin:
+    return None if origin is None else (origin.request_id, origin.trace)
+
+
+def from_wire(values: WireOrigin) -> Origin | None:
+    return None if values is None else Origin(*values)
 
 
 @dataclass(frozen=True)

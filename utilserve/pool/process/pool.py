@@ -7,8 +7,10 @@ from concurrent.futures import Future
 
 from pydantic import BaseModel
 
+from ...telemetry.context import Origin
 from ..base import Pool, PoolOptions, load_failure, not_ready
 from ..model import Model
+from ..stream import Stream
 from .client.supervisor import SupervisorConnection, connection_to, forget_connection
 from .messages import UNLOAD, ModelStatus
 from .rendezvous import resolve
@@ -46,6 +48,10 @@ class ProcessPool(Pool):
         return self._status().phase == "ready"
 
     @property
+    def loading(self) -> bool:
+        return self._started and not self._stopped and self._supervisor().loading(self.name)
+
+    @property
     def error(self) -> BaseException | None:
         return self._status().setup_error
 
@@ -66,16 +72,22 @@ class ProcessPool(Pool):
             raise load_failure(self.name, status.setup_error or RuntimeError("the pool supervisor gave no reason"))
         return self.ready
 
-    def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+    def submit(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Future[BaseModel]:
         supervisor = self._live_supervisor()
-        return supervisor.workers.submit(self.name, supervisor.ready_workers(self.name, timeout_s), item, timeout_s)
+        workers = supervisor.ready_workers(self.name, timeout_s)
+        return supervisor.workers.submit(self.name, workers, item, timeout_s, origin)
 
-    def call(self, item: BaseModel, timeout_s: float) -> BaseModel:
+    def stream(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Stream:
+        """Over the shared connection to a worker, multiplexed with the process's other items and streams."""
+        supervisor = self._live_supervisor()
+        workers = supervisor.ready_workers(self.name, timeout_s)
+        return supervisor.workers.stream(self.name, workers, item, timeout_s, origin)
+
+    def call(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> BaseModel:
         """Over this thread's own connection to a worker: no reader thread between the answer and the caller."""
         supervisor = self._live_supervisor()
-        output: BaseModel = supervisor.workers.call(
-            self.name, supervisor.ready_workers(self.name, timeout_s), item, timeout_s
-        )
+        workers = supervisor.ready_workers(self.name, timeout_s)
+        output: BaseModel = supervisor.workers.call(self.name, workers, item, timeout_s, origin)
         return output
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -14,7 +14,6 @@ import mmap
 import os
 import pickle
 import socket
-import stat
 import struct
 import threading
 from collections.abc import Sequence
@@ -280,18 +279,3 @@ def connect(path: str) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def make_private(directory: str) -> None:
-    """Create ``directory`` 0700 if needed; refuse one that another user could reach into."""
-    try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise PermissionError(
-            f"the pool directory {directory} must be a directory owned by uid {os.getuid()} "
-            f"with mode 0700; found {'a directory' if stat.S_ISDIR(info.st_mode) else 'not a directory'} "
-            f"owned by uid {info.st_uid} with mode {stat.S_IMODE(info.st_mode):04o}"
-        )

@@ -6,7 +6,8 @@
 - :mod:`.cluster`: the process's one connection to the Ray cluster, safe
   under servers that fork.
 - :mod:`.replica`: what runs in a replica: one Model instance, batches formed
-  by Ray Serve's ``@serve.batch``.
+  by Ray Serve's ``@serve.batch``, or a streaming model's steps.
+- :mod:`.feed`: a streamed call's outputs into the reader's bounded stream.
 """
 
 from .pool import RayPool

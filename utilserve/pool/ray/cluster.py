@@ -24,6 +24,7 @@ from pathlib import Path
 
 import ray
 from ray import serve
+from ray._private import ray_constants
 from ray.serve.schema import ServeStatus
 
 ADDRESS_ENV = "UTILSERVE_RAY_ADDRESS"
@@ -141,6 +142,9 @@ def _connect() -> Cluster:
     address = os.environ.get(ADDRESS_ENV) or None
     connected_here = not ray.is_initialized()
     if connected_here:
+        # Ray's crash handler would take SIGTERM from the web server and abort the process; the server's own
+        # handler must keep it, to drain requests and run the shutdown hooks.
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         logger.info("connected to Ray at %s", address or "its default address")
     cluster = Cluster(address, disconnect=connected_here)

@@ -11,6 +11,10 @@ outlives the web workers: stopping a pool disconnects this process, while
 Ray's failures become the error contract here, never a Ray traceback:
 backpressure (``max_queued_requests``) and lost replicas are 503 with
 ``Retry-After``, the request's deadline is 504, anything else 500.
+
+A streaming model's item is one ``stream=True`` call of the replica's
+``stream`` method; this process's Ray loop feeds its outputs to the
+reader's ``Stream`` (see ``feed``), and closing the stream cancels the call.
 """
 
 from __future__ import annotations
@@ -21,23 +25,28 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import wait as wait_for
 from contextlib import suppress
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 from ray import exceptions as ray_errors
 from ray import serve
 from ray.serve import exceptions as serve_errors
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
 
 from ...errors import HTTPError, unavailable
+from ...telemetry.context import Origin
 from ..base import Pool, PoolOptions, load_failure, not_ready, shutting_down
 from ..model import Model
+from ..observed import serving
+from ..stream import Stream
 from .cluster import Cluster, acquire, host_lock, release
+from .feed import Feed
 from .replica import application, deployment_options
 
 logger = logging.getLogger("utilserve.pool")
@@ -53,6 +62,9 @@ REPLICA_LOST = (
 )
 """Failures of a replica rather than of the request: worth retrying, so 503."""
 SERVING = (DeploymentStatus.HEALTHY, DeploymentStatus.UPSCALING, DeploymentStatus.DOWNSCALING)
+T = TypeVar("T")
+Call = Callable[[DeploymentHandle[Any]], Coroutine[Any, Any, T]]
+"""A request to the deployment, run on the process's Ray loop with the pool's handle."""
 
 
 class RayPool(Pool):
@@ -83,8 +95,8 @@ class RayPool(Pool):
         self._started = False
         self._stopped = False
         self._pid = os.getpid()
-        self._pending: set[Future[BaseModel]] = set()
-        self._tasks: set[asyncio.Task[BaseModel]] = set()
+        self._pending: set[Future[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def start(self) -> None:
         with self._lock:
@@ -92,7 +104,12 @@ class RayPool(Pool):
                 raise RuntimeError(f"the pool of model {self.name} was already started")
             self._started = True
             self._pid = os.getpid()
+        serving(self.name, False)
         self._thread.start()
+
+    @property
+    def loading(self) -> bool:
+        return self._started and not self._settled.is_set() and not self._stopped
 
     @property
     def error(self) -> BaseException | None:
@@ -111,23 +128,22 @@ class RayPool(Pool):
             raise load_failure(self.name, self._error, "Ray deployment failed")
         return self.ready
 
-    def submit(self, item: BaseModel, timeout_s: float) -> Future[BaseModel]:
+    def submit(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Future[BaseModel]:
         future: Future[BaseModel] = Future()
-        with self._lock:
-            cluster, handle = self._cluster, self._handle
-            if not self.ready or cluster is None or handle is None:
-                failed = f"Ray deployment failed: {type(self._error).__name__}" if self._error else ""
-                raise not_ready(self.name, failed)
-            try:
-                cluster.loop.call_soon_threadsafe(self._begin, handle, item, timeout_s, future)
-            except RuntimeError:  # the loop closed: the process is exiting
-                raise shutting_down(self.name) from None
-            self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+        self._launch(partial(self._call, item=item, timeout_s=timeout_s, origin=origin), future)
         return future
 
+    def stream(self, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Stream:
+        """The item's outputs as the replica's steps make them; closing the stream cancels the Ray call."""
+        feed = Feed(self.name, self.model_cls.timeout_s)
+        future: Future[None] = Future()
+        future.add_done_callback(partial(_end_stream, self.name, feed.stream))
+        feed.stream.cancel = future.cancel
+        self._launch(partial(self._feed, item=item, timeout_s=timeout_s, origin=origin, feed=feed), future)
+        return feed.stream
+
     def stop(self, timeout: float = 30.0) -> None:
-        """Refuse new items, let this process's requests finish (503 past ``timeout``), disconnect."""
+        """Refuse new items, let this process's requests and streams finish (503 past ``timeout``), disconnect."""
         with self._lock:
             if self._stopped:
                 return
@@ -163,11 +179,13 @@ class RayPool(Pool):
                 self._handle = serve.get_deployment_handle(self.name, self.app_name)
             while not (self._stopping.is_set() or cluster.closed):
                 self._observe(cluster)
+                serving(self.name, self.ready)
                 self._stopping.wait(1.0 if self._serving else 0.2)
         except Exception as exc:  # noqa: BLE001 - a failed deploy is the pool's error, shown by /readyz
             self._fail(exc)
         finally:
             self._serving = False
+            serving(self.name, False)
             release(cluster)
 
     def _deploy(self, cluster: Cluster) -> None:
@@ -214,20 +232,34 @@ class RayPool(Pool):
         self._serving = False
         self._settled.set()
 
-    def _begin(
-        self, handle: DeploymentHandle[Any], item: BaseModel, timeout_s: float, future: Future[BaseModel]
-    ) -> None:
+    def _launch(self, call: Call[T], future: Future[T]) -> None:
+        """Run ``call`` on the Ray loop, settling ``future``; raise the 503 of a pool that cannot take it."""
+        with self._lock:
+            cluster, handle = self._cluster, self._handle
+            if not self.ready or cluster is None or handle is None:
+                failed = f"Ray deployment failed: {type(self._error).__name__}" if self._error else ""
+                raise not_ready(self.name, failed)
+            try:
+                cluster.loop.call_soon_threadsafe(self._begin, partial(call, handle), future)
+            except RuntimeError:  # the loop closed: the process is exiting
+                raise shutting_down(self.name) from None
+            self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    def _begin(self, call: Callable[[], Coroutine[Any, Any, T]], future: Future[T]) -> None:
         """On the loop thread: start the call; a cancelled future cancels it, its end settles the future."""
         if future.cancelled():
             return
-        task = asyncio.ensure_future(self._call(handle, item, timeout_s))
+        task = asyncio.ensure_future(call())
         self._tasks.add(task)
         task.add_done_callback(partial(self._settle, future))
         future.add_done_callback(partial(_cancel_on_cancel, task))
 
-    async def _call(self, handle: DeploymentHandle[Any], item: BaseModel, timeout_s: float) -> BaseModel:
+    async def _call(
+        self, handle: DeploymentHandle[Any], item: BaseModel, timeout_s: float, origin: Origin | None
+    ) -> BaseModel:
         try:
-            response = handle.remote(item, time.time() + timeout_s)
+            response = handle.remote(item, time.time() + timeout_s, origin)
         except Exception as exc:  # noqa: BLE001 - every Ray failure becomes an HTTP error
             raise self._http_error(exc) from None
         try:
@@ -246,7 +278,34 @@ class RayPool(Pool):
         output: BaseModel = outcome
         return output
 
-    def _settle(self, future: Future[BaseModel], task: asyncio.Task[BaseModel]) -> None:
+    async def _feed(
+        self, handle: DeploymentHandle[Any], item: BaseModel, timeout_s: float, origin: Origin | None, feed: Feed
+    ) -> None:
+        """The replica's outputs into ``feed``, in order; the item's error, or Ray's as an HTTP error, raised.
+
+        ``timeout_s`` reaches the replica's queue as the item's deadline;
+        the reader bounds its own wait for the first output.
+        """
+        try:
+            # stream=True makes remote() a response generator; Ray types it as either kind of response
+            responses = cast(
+                DeploymentResponseGenerator[Any],
+                handle.options(stream=True).stream.remote(item, time.time() + timeout_s, origin),
+            )
+        except Exception as exc:  # noqa: BLE001 - every Ray failure becomes an HTTP error
+            raise self._http_error(exc) from None
+        try:
+            async for outcome in responses:
+                if isinstance(outcome, HTTPError):
+                    raise outcome
+                await feed.put(outcome)
+        except (asyncio.CancelledError, HTTPError):
+            responses.cancel()  # type: ignore[no-untyped-call]  # Ray leaves cancel unannotated
+            raise
+        except Exception as exc:  # noqa: BLE001 - every Ray failure becomes an HTTP error
+            raise self._http_error(exc) from None
+
+    def _settle(self, future: Future[T], task: asyncio.Task[T]) -> None:
         self._tasks.discard(task)
         with suppress(InvalidStateError):  # the caller cancelled, or stop() answered first
             if task.cancelled():
@@ -274,6 +333,16 @@ class RayPool(Pool):
         logger.error("model %s: Ray call failed", self.name, exc_info=exc)
         cause: Any = getattr(exc, "cause", None) or exc
         return HTTPError(500, f"model {self.name}: Ray call failed: {type(cause).__name__}")
+
+
+def _end_stream(name: str, stream: Stream, fed: Future[None]) -> None:
+    """How the feed ended is how the stream ends: complete, or with its error (a reader that left needs none)."""
+    error = None if fed.cancelled() else fed.exception()
+    if error is None or isinstance(error, HTTPError):
+        stream.end(error)
+    else:  # the feed raises HTTP errors only; anything else is a bug here, never a hang for the reader
+        logger.error("model %s: the stream's feed failed", name, exc_info=error)
+        stream.end(HTTPError(500, f"model {name}: the stream failed: {type(error).__name__}"))
 
 
 def _cancel_on_cancel(task: asyncio.Task[Any], future: Future[Any]) -> None:

@@ -4,7 +4,9 @@
   multiplexed by request id: callers write ``SUBMIT`` frames and get a
   future; a reader thread resolves the futures as answers arrive (a batch's
   answers arrive in one write). A cancelled future sends ``CANCEL``, so a
-  queued item leaves the worker's queue. Async callers use it.
+  queued item leaves the worker's queue. Async callers use it, and so do
+  streams, whichever the caller: a streaming item's outputs arrive as
+  frames among the other answers (see :class:`_Streamed`).
 - :class:`ThreadWorkerConnection` belongs to one thread, which sends an item
   and reads the answer itself: a blocking caller then waits in its own
   ``recv``, with no reader thread to wake and hand the answer over.
@@ -26,9 +28,12 @@ from concurrent.futures import Future, InvalidStateError
 from functools import partial
 from typing import Any
 
+from ....concurrency import start_without_signals
 from ....errors import HTTPError, unavailable
+from ...stream import BUFFER, Stream
 from .. import messages
-from ..codec import Buffer, HTTPErrorValues, answer
+from ..codec import Buffer, HTTPErrorValues, answer, to_error
+from ..messages import WireOrigin
 from ..sockets import FrameReader, Writer, hang_up, send
 from ..spin import spin
 
@@ -47,20 +52,41 @@ class SharedWorkerConnection:
         self._on_close = on_close
         self._lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
+        self._streams: dict[int, _Streamed] = {}
         self._ids = itertools.count(1)
         self._gone = False
         self.hung_up = False
         self._thread = threading.Thread(target=self._read, name=f"utilserve-worker-connection-{name}", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        start_without_signals(self._thread)
 
-    def submit(self, timeout_s: float, payload: list[Buffer]) -> Future[Any]:
+    def submit(self, timeout_s: float, payload: list[Buffer], origin: WireOrigin = None) -> Future[Any]:
         future: Future[Any] = Future()
         rid = self._enter(future)
         future.add_done_callback(partial(self._on_done, rid))
-        self._send((messages.SUBMIT, rid, timeout_s), payload)
+        self._send((messages.SUBMIT, rid, timeout_s, origin), payload)
         return future
+
+    def stream(
+        self, timeout_s: float, payload: list[Buffer], on_end: Callable[[], None], origin: WireOrigin = None
+    ) -> Stream:
+        """Send a streaming item; its outputs arrive on the stream. ``on_end()`` is called once it ends or is closed.
+
+        The worker may send a stream's :data:`~utilserve.pool.stream.BUFFER`
+        outputs ahead of its reader, and is granted more as the reader takes
+        them, half a buffer at a time: a reader that stops pauses its item
+        in the worker, and neither side holds more than a buffer of it.
+        """
+        rid = next(self._ids)
+        streamed = _Streamed(on_end, partial(self._grant, rid))
+        streamed.stream.cancel = partial(self._cancel_stream, rid)
+        with self._lock:
+            if self._gone:
+                raise self._went_away()
+            self._streams[rid] = streamed
+        self._send((messages.STREAM, rid, timeout_s, BUFFER, origin), payload)
+        return streamed.stream
 
     def ping(self, timeout: float) -> bool:
         """A round trip to the worker; False if no answer came within ``timeout``."""
@@ -102,7 +128,13 @@ class SharedWorkerConnection:
         try:
             while True:
                 head, buffers = reader.read()
-                self._resolve(head[1], head[2], buffers)
+                kind = head[0]
+                if kind == messages.RESULT:
+                    self._resolve(head[1], head[2], buffers)
+                elif kind == messages.CHUNK:
+                    self._chunk(head[1], buffers)
+                elif kind == messages.ENDED:
+                    self._ended(head[1], head[2])
         except (EOFError, OSError):
             pass
         finally:
@@ -120,14 +152,52 @@ class SharedWorkerConnection:
         else:
             settle(future, result=result)
 
+    def _chunk(self, rid: int, buffers: list[Buffer]) -> None:
+        """One output of stream ``rid`` (one its reader closed is ignored); one that does not decode ends it."""
+        streamed = self._streams.get(rid)
+        if streamed is None:
+            return
+        try:
+            output = answer(self.name, None, buffers)
+        except HTTPError as failure:
+            self._cancel_stream(rid)
+            streamed.stream.end(failure)
+        else:
+            streamed.received += 1  # before the reader can take it, so that its take sees the count
+            streamed.stream.put(output)
+
+    def _ended(self, rid: int, error: HTTPErrorValues | None) -> None:
+        with self._lock:
+            streamed = self._streams.pop(rid, None)
+        if streamed is not None:
+            streamed.stream.end(None if error is None else to_error(error))
+            streamed.on_end()
+
+    def _grant(self, rid: int, credit: int) -> None:
+        """The reader of stream ``rid`` took ``credit`` outputs: the worker may send that many more."""
+        if rid in self._streams:
+            self._send((messages.CREDIT, rid, credit))
+
+    def _cancel_stream(self, rid: int) -> None:
+        """The reader of stream ``rid`` left before its end: the worker drops the item, queued or running."""
+        with self._lock:
+            streamed = self._streams.pop(rid, None)
+        if streamed is not None:
+            self._send((messages.CANCEL, rid))
+            streamed.on_end()
+
     def _lost(self) -> None:
         with self._lock:
             self._gone = True
             pending, self._pending = self._pending, {}
+            streams, self._streams = self._streams, {}
         self._writer.release()
         self._on_close(self)
         for future in pending.values():
             settle(future, exception=self._went_away())
+        for streamed in streams.values():
+            streamed.stream.end(self._went_away())
+            streamed.on_end()
 
     def _on_done(self, rid: int, future: Future[Any]) -> None:
         if not future.cancelled():
@@ -141,6 +211,32 @@ class SharedWorkerConnection:
         if self.hung_up:
             return lost(self.name, "this process closed its connection to the worker")
         return lost(self.name, f"its worker process {self.pid} went away while running this request")
+
+
+class _Streamed:
+    """A stream read over a shared connection, and the credit its reader has taken but not yet granted."""
+
+    def __init__(self, on_end: Callable[[], None], grant: Callable[[int], None]) -> None:
+        self.stream = Stream(BUFFER, on_take=self._took)
+        self.on_end = on_end
+        self._grant = grant
+        self._taken = 0
+        self._granted = BUFFER
+        self.received = 0
+        """Outputs that arrived, counted by the connection's reading thread."""
+
+    def _took(self) -> None:
+        """Called by the stream's one reader after each output it takes.
+
+        Credit goes back half a buffer at a time, or at each take while the
+        worker has used all it had: a reader that reads, however slowly,
+        never looks stalled to the worker.
+        """
+        self._taken += 1
+        if self._taken >= BUFFER // 2 or self.received >= self._granted:
+            self._grant(self._taken)
+            self._granted += self._taken
+            self._taken = 0
 
 
 class ThreadWorkerConnection:
@@ -171,7 +267,7 @@ class ThreadWorkerConnection:
         self._quick = True
         self.closed = False
 
-    def call(self, timeout_s: float, payload: list[Buffer]) -> Any:
+    def call(self, timeout_s: float, payload: list[Buffer], origin: WireOrigin = None) -> Any:
         """Send one item and wait for its answer; ``TimeoutError`` after ``timeout_s``.
 
         A timed-out or broken connection is closed, which also takes a
@@ -180,7 +276,7 @@ class ThreadWorkerConnection:
         deadline = time.monotonic() + timeout_s
         rid = next(self._ids)
         try:
-            send(self._sock, (messages.SUBMIT, rid, timeout_s), payload)
+            send(self._sock, (messages.SUBMIT, rid, timeout_s, origin), payload)
             sent = time.perf_counter()
             while True:
                 head, buffers = self._read_until(deadline)

@@ -16,7 +16,9 @@ import socket
 import subprocess
 import time
 
-from ..sockets import connect, make_private
+from ....owner import make_private
+from ....telemetry import metrics
+from ..sockets import connect
 from ..spec import import_path_arg, python_executable
 
 logger = logging.getLogger("utilserve.pool")
@@ -42,7 +44,12 @@ def start_or_join(path: str, lock_path: str, owner: int) -> tuple[socket.socket,
 
 
 def _spawn(path: str, owner: int) -> subprocess.Popen[bytes]:
-    """A separate interpreter, not a fork: it must outlive this worker and start models cleanly."""
+    """A separate interpreter, not a fork: it must outlive this worker and start models cleanly.
+
+    It inherits the environment, the metrics directory this server's processes share included (chosen here
+    if nobody did yet), and hands it on to its model workers: their counts show in the server's ``/metrics``.
+    """
+    metrics.prepare()
     argv = [
         python_executable(),
         "-m",

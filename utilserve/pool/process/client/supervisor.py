@@ -21,11 +21,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from ....concurrency import start_without_signals
 from ....errors import HTTPError
+from ....owner import alive
 from ...base import not_ready
+from ...observed import serving
 from .. import messages
 from ..messages import ModelStatus, Workers
-from ..rendezvous import Address, alive
+from ..rendezvous import Address
 from ..sockets import FrameReader, connect, hang_up, send
 from ..spec import ModelSpec
 from .connections import answered, settle
@@ -62,12 +65,13 @@ class SupervisorConnection:
 
     def attach(self, spec: ModelSpec) -> None:
         """Have the supervisor host ``spec`` (now and after every reconnect)."""
+        serving(spec.name, False)
         with self._lock:
             self._specs[spec.name] = spec
             sock = self._sock
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="utilserve-pool-supervisor", daemon=True)
-                self._thread.start()
+                start_without_signals(self._thread)
         if sock is not None:
             self._send(sock, (messages.LOAD, spec.to_dict()))
 
@@ -76,6 +80,7 @@ class SupervisorConnection:
 
     def detach(self, name: str) -> bool:
         """Forget ``name``; True when no pool uses this connection any more."""
+        serving(name, False)
         with self._lock:
             self._specs.pop(name, None)
             self._states.pop(name, None)
@@ -94,6 +99,12 @@ class SupervisorConnection:
                     break
                 self._lock.wait(remaining)
             return state
+
+    def loading(self, name: str) -> bool:
+        """Whether ``name`` is on its way to ready: loading, restarting a worker, or not heard of yet on a fresh
+        connection; not when it failed, stopped, or the supervisor cannot be reached."""
+        state = self.state(name)
+        return state.phase in ("loading", "restarting") or not self._heard_or_failed(state)
 
     def _heard_or_failed(self, state: ModelStatus) -> bool:
         """A fresh connection's first request waits for the supervisor's answer, unless connecting already failed."""
@@ -200,6 +211,7 @@ class SupervisorConnection:
                 with self._lock:
                     self._states[head[1]] = head[2]
                     self._lock.notify_all()
+                serving(head[1], head[2].phase == "ready")
 
     def _answered(self, rid: int) -> None:
         with self._lock:
@@ -217,6 +229,8 @@ class SupervisorConnection:
             self._states = {name: ModelStatus() for name in self._states}
             self._problem = "the connection to the pool supervisor was lost"
             self._lock.notify_all()
+        for name in list(self._specs):
+            serving(name, False)
         for future in pending.values():
             future.cancel()
 

@@ -4,8 +4,9 @@ A web process sends each item to the worker of the model where it has the
 fewest items in flight (ties take turns). A blocking caller (a WSGI
 handler, ``ModelHandle.predict``) uses its thread's own
 :class:`~.connections.ThreadWorkerConnection`; everything else
-(``apredict``, ``submit``) the :class:`~.connections.SharedWorkerConnection`
-the process keeps per worker.
+(``apredict``, ``submit``, and every stream) the
+:class:`~.connections.SharedWorkerConnection` the process keeps per worker.
+A stream counts as in flight until it ends.
 
 A worker whose connection closed is not sent to again until the
 supervisor publishes its successor: items for it fail at once with 503
@@ -25,8 +26,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ....telemetry.context import Origin
+from ...stream import Stream
 from ..codec import pack
-from ..messages import Workers
+from ..messages import Workers, to_wire
 from ..sockets import connect
 from ..spin import spin_budget
 from .connections import SharedWorkerConnection, ThreadWorkerConnection, lost
@@ -45,26 +48,42 @@ class WorkerConnections:
         self._turn = itertools.count()
         self._spin = spin_budget()
 
-    def submit(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Future[Any]:
+    def submit(
+        self, name: str, workers: Workers, item: BaseModel, timeout_s: float, origin: Origin | None = None
+    ) -> Future[Any]:
         """Send ``item`` to a worker over its shared connection: a future of the ``Output`` or an ``HTTPError``."""
         payload = pack(item)
         pid, path = self._pick(name, workers)
         self._count(path, 1)
         try:
-            future = self._shared_connection(name, pid, path).submit(timeout_s, payload)
+            future = self._shared_connection(name, pid, path).submit(timeout_s, payload, to_wire(origin))
         except BaseException:
             self._count(path, -1)
             raise
         future.add_done_callback(lambda _: self._count(path, -1))
         return future
 
-    def call(self, name: str, workers: Workers, item: BaseModel, timeout_s: float) -> Any:
+    def stream(
+        self, name: str, workers: Workers, item: BaseModel, timeout_s: float, origin: Origin | None = None
+    ) -> Stream:
+        """Send a streaming model's ``item`` to a worker over its shared connection: the stream of its outputs."""
+        payload = pack(item)
+        pid, path = self._pick(name, workers)
+        self._count(path, 1)
+        try:
+            connection = self._shared_connection(name, pid, path)
+            return connection.stream(timeout_s, payload, lambda: self._count(path, -1), to_wire(origin))
+        except BaseException:
+            self._count(path, -1)
+            raise
+
+    def call(self, name: str, workers: Workers, item: BaseModel, timeout_s: float, origin: Origin | None = None) -> Any:
         """Send ``item`` to a worker over this thread's own connection and wait for the answer."""
         payload = pack(item)
         pid, path = self._pick(name, workers)
         self._count(path, 1)
         try:
-            return self._own_connection(name, pid, path).call(timeout_s, payload)
+            return self._own_connection(name, pid, path).call(timeout_s, payload, to_wire(origin))
         finally:
             self._count(path, -1)
 

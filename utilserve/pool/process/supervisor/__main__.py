@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ....telemetry import metrics
 from ..spec import adopt_import_path
 from .server import serve
 
@@ -15,6 +16,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--owner", type=int, help="exit when this process id is gone")
     parser.add_argument("--sys-path", default="[]", help="JSON list of import paths of the starting process")
     args = parser.parse_args(argv)
+    metrics.prepare()  # the directory its starter chose, inherited; a sidecar's own otherwise
     adopt_import_path(args.sys_path)
     serve(args.socket, args.owner)
 

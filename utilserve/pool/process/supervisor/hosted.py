@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from time import monotonic
 
+from ....concurrency import start_without_signals
+from ....telemetry.metrics import record
 from .. import messages
 from ..messages import ModelStatus, SetupFailure
 from ..sockets import FrameReader, listen, send
@@ -112,7 +114,7 @@ class _Keeper:
         self._thread = threading.Thread(target=self._run, name=f"utilserve-keep-{self.name}-{index}", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        start_without_signals(self._thread)
 
     def halt(self) -> None:
         """Tell the running worker to drain and exit, and start no other."""
@@ -172,6 +174,7 @@ class _Keeper:
                 return
             delay = BACKOFF_FIRST_S if served else min(delay * 2, BACKOFF_MAX_S)
             logger.warning("model %s: worker exited (%s); restarting in %.1f s", self.name, _exit(process), delay)
+            record(lambda m: m.worker_restarts.labels(self.name).inc())
             self._halted.wait(delay)
 
     def _spawn(self, listener: socket.socket) -> tuple[subprocess.Popen[bytes], socket.socket]:

@@ -2,8 +2,12 @@
 
 One thread per web process reads its control connection (see
 :mod:`~utilserve.pool.process.messages` for what they say). It exits, draining running batches
-first and taking its model workers with it, on SIGTERM/SIGINT, on ``EXIT``
-from its owner, or when the owner process (the server master) is gone.
+first and taking its model workers with it, on ``EXIT`` from its owner, or
+when the owner process (the server master) is gone; a sidecar (no owner)
+on SIGTERM/SIGINT. One with an owner ignores those: a signal to the
+server's whole process group (Ctrl-C, systemd, a container stop) reaches
+it too, while the web workers still answer their last requests, and if it
+left first they would answer them 503, and start another supervisor.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from collections.abc import Sequence
 from time import monotonic
 from typing import Any
 
+from ....concurrency import start_without_signals
+from ....owner import alive
 from .. import messages
 from ..messages import ModelStatus
-from ..rendezvous import alive
+from ..signals import unblock_signals
 from ..sockets import ACCEPT_PAUSE_S, OUT_OF_DESCRIPTORS, FrameReader, Writer, limit_sends, listen
 from ..spec import ModelSpec
 from .hosted import HostedModel
@@ -170,7 +176,7 @@ class Supervisor:
             self._models.clear()
         stoppers = [threading.Thread(target=hosted.stop, args=(self.drain_timeout,)) for hosted in models]
         for stopper in stoppers:
-            stopper.start()
+            start_without_signals(stopper)
         for stopper in stoppers:
             stopper.join()
         if remove_directory:
@@ -192,7 +198,7 @@ class _WebProcess:
         self._thread = threading.Thread(target=self._run, name="utilserve-pool-web-process", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        start_without_signals(self._thread)
 
     def close(self) -> None:
         """End the connection; the reader thread then cleans up."""
@@ -219,7 +225,7 @@ class _WebProcess:
         if kind == messages.LOAD:
             self._load(ModelSpec(**head[1]))
         elif kind == messages.UNLOAD:
-            threading.Thread(target=self._unload, args=(head[1], head[2]), daemon=True).start()
+            start_without_signals(threading.Thread(target=self._unload, args=(head[1], head[2]), daemon=True))
         elif kind == messages.EXIT:
             self.supervisor.request_exit()
 
@@ -275,7 +281,7 @@ def _remove_private_dir(path: str) -> None:
 
 
 def serve(path: str, owner: int | None, specs: Sequence[ModelSpec] = ()) -> None:
-    """Run a supervisor in this process until SIGTERM/SIGINT, its owner's exit or an ``exit`` request."""
+    """Run a supervisor in this process until its owner's exit or an ``exit`` request (a sidecar: or SIGTERM/SIGINT)."""
     logging.basicConfig(level=logging.INFO, format="[utilserve pool %(process)d] %(message)s")
     supervisor = Supervisor(path, owner)
 
@@ -283,6 +289,10 @@ def serve(path: str, owner: int | None, specs: Sequence[ModelSpec] = ()) -> None
         logger.info("pool supervisor: %s; draining", signal.Signals(signum).name)
         supervisor.request_exit()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal if owner is None else signal.SIG_IGN)
+    def outlive_the_owner(signum: int, frame: Any) -> None:
+        logger.info("pool supervisor: %s; exiting after its owner process %s", signal.Signals(signum).name, owner)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal if owner is None else outlive_the_owner)
+    unblock_signals()
     supervisor.serve_forever(specs)

@@ -14,8 +14,9 @@ import json
 import socket
 from collections.abc import Sequence
 
+from ....telemetry import metrics
 from ..spec import ModelSpec, adopt_import_path
-from .server import serve
+from .run import serve
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -26,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--parent", type=int, required=True, help="the supervisor's pid")
     parser.add_argument("--sys-path", default="[]", help="JSON list of the supervisor's import paths")
     args = parser.parse_args(argv)
+    metrics.prepare()  # in the directory its supervisor chose, inherited
     adopt_import_path(args.sys_path)
     spec = ModelSpec(**json.loads(args.spec))
     serve(socket.socket(fileno=args.control), socket.socket(fileno=args.listen), spec, args.parent)

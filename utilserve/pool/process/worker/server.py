@@ -7,86 +7,41 @@ so a full queue is refused and a ping answered while the model runs; a
 lone request is read, run and answered by one thread. A batch's answers
 leave with one write per connection.
 
-On Linux the worker asks to be killed when the supervisor thread that
-started it goes away, so a supervisor killed with SIGKILL leaves no model
-(and no GPU memory) behind, even mid-batch.
+A streaming model's worker runs steps instead of batches in the same
+loop (see :mod:`.streams`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import socket
-import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
 from functools import partial
 from time import monotonic
-from typing import Any
+from typing import Any, TypeVar
 
 from ....errors import HTTPError
+from ....telemetry.batches import batch as running
 from ...base import shutting_down
 from ...batcher import Batcher, Item
 from ...model import Model
 from ...outcome import run_batch
 from .. import messages
-from ..codec import Buffer, error_tuple, frame, pack, unpack
-from ..messages import error_info
-from ..sockets import ACCEPT_PAUSE_S, OUT_OF_DESCRIPTORS, FrameReader, Writer, limit_sends, send
-from ..spec import ModelSpec, import_target
-from ..spin import spin, spin_budget
+from ..codec import Buffer, encode, error_tuple, unpack
+from ..messages import WireOrigin, from_wire
+from ..sockets import ACCEPT_PAUSE_S, OUT_OF_DESCRIPTORS, limit_sends
+from ..spec import ModelSpec
+from ..spin import spin
+from .connection import Connection, answers_per_connection
 from .readiness import OnReady, readiness
 
 logger = logging.getLogger("utilserve.pool")
 
-PR_SET_PDEATHSIG = 1
-
-
-class Connection:
-    """One web process's connection: its queued items by request id, and its writes.
-
-    Answers of one batch are held and written together (see :func:`answers_per_connection`).
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.reader = FrameReader(sock, size=4096, exact=True)
-        self.writer = Writer(sock)
-        self.pending: dict[int, Future[Any]] = {}
-
-    def send(self, head: tuple[Any, ...], buffers: Sequence[Buffer] = ()) -> None:
-        parts = frame(head, buffers)
-        held: dict[Connection, list[Buffer]] | None = getattr(_held, "by_connection", None)
-        if held is None:
-            self.writer.write(parts)
-        else:
-            held.setdefault(self, []).extend(parts)
-
-
-_held = threading.local()
-
-
-@contextmanager
-def answers_per_connection() -> Iterator[None]:
-    """Hold the answers this thread sends, then write each connection's in one go.
-
-    A batch's outcomes resolve one by one; one write per answer costs a
-    system call each here and a wake-up each in the web process, where one
-    per batch will do.
-    """
-    held: dict[Connection, list[Buffer]] = {}
-    _held.by_connection = held
-    try:
-        yield
-    finally:
-        _held.by_connection = None
-        for connection, parts in held.items():
-            connection.writer.write(parts)
+Work = TypeVar("Work")
 
 
 class Server:
@@ -156,11 +111,12 @@ class Server:
     def _serve(self) -> None:
         while True:
             with self._ready.turn():
-                batch = self._poll()
+                batch = self._poll(self.batcher.take_due)
             if batch is None:
                 return
             while batch:
-                outcomes = run_batch(self.model, self.spec.name, [item.payload for item in batch])
+                with running(self.spec.name, [item.origin for item in batch]):
+                    outcomes = run_batch(self.model, self.spec.name, [item.payload for item in batch])
                 batch = self._answer_and_take(batch, outcomes)
 
     def _answer_and_take(self, done: list[Item], outcomes: list[Any]) -> list[Item]:
@@ -197,7 +153,7 @@ class Server:
 
     def _answer(self, batch: list[Item], outcomes: list[Any], busy: bool) -> None:
         with answers_per_connection():
-            self.batcher.finish(batch, [_encode(self.spec.name, outcome) for outcome in outcomes], busy=busy)
+            self.batcher.finish(batch, [encode(self.spec.name, outcome) for outcome in outcomes], busy=busy)
 
     def _answer_held(self) -> None:
         """Write the answers a running thread left (it took a full batch instead)."""
@@ -208,11 +164,14 @@ class Server:
                 return
             self._answer(done, outcomes, busy=True)
 
-    def _poll(self) -> list[Item] | None:
-        """Handle the sockets until a batch is due while the model is free, and take it; ``None`` once stopped.
+    def _poll(self, due: Callable[[], tuple[Work | None, float | None]]) -> Work | None:
+        """Handle the sockets until work is due while the model is free, and take it; ``None`` once stopped.
 
-        Items past their deadline are answered 504 once the state lock is
-        released, so a web process slow to read never holds up the other thread.
+        ``due`` (called with the state lock held) says what work is due now
+        (none when falsy; ``None`` once closed) and in how many seconds more
+        will be (``None``: not until a socket says so). Items past their
+        deadline are answered 504 once the state lock is released, so a web
+        process slow to read never holds up the other thread.
         """
         while True:
             self._answer_held()
@@ -225,10 +184,10 @@ class Server:
                     self._ready.register(self._listener.fileno(), self._accept)
                 wait = None
                 if not self._running:
-                    batch, wait = self.batcher.take_due()
-                    if batch is None or batch:
-                        self._running = batch is not None
-                        return batch
+                    work, wait = due()
+                    if work is None or work:
+                        self._running = work is not None
+                        return work
                 idle = wait is None and not self._running
             for fd, on_ready in (idle and self._ready_soon()) or self._ready.ready(wait):
                 if on_ready():
@@ -298,38 +257,58 @@ class Server:
             return False
         kind = head[0]
         if kind == messages.SUBMIT:
-            self._submit(connection, head[1], head[2], buffers)
+            self._submit(connection, head[1], head[2], head[3], buffers)
+        elif kind == messages.CREDIT:
+            connection.grant(head[1], head[2])
         elif kind == messages.CANCEL:
-            future = connection.pending.get(head[1])
-            if future is not None:
-                future.cancel()
+            connection.cancel(head[1])
+        elif kind == messages.STREAM:
+            self._open(connection, head[1], head[2], head[3], head[4], buffers)
         elif kind == messages.PING:
             connection.send((messages.RESULT, head[1], None))
         return True
 
-    def _submit(self, connection: Connection, rid: int, timeout_s: float, payload: list[Buffer]) -> None:
+    def _submit(
+        self, connection: Connection, rid: int, timeout_s: float, origin: WireOrigin, payload: list[Buffer]
+    ) -> None:
         """Decode and queue one item: the batch then starts with its items ready, and a bad one never joins it."""
-        try:
-            item = unpack(payload)
-        except Exception as exc:  # noqa: BLE001 - an undecodable item fails alone
-            error = HTTPError(500, f"model {self.spec.name}: could not decode the input ({type(exc).__name__})")
-            connection.send((messages.RESULT, rid, error_tuple(error)))
+        item = self._decode(payload)
+        if isinstance(item, HTTPError):
+            connection.send((messages.RESULT, rid, error_tuple(item)))
             return
         try:
-            future = self.batcher.submit(item, monotonic() + timeout_s)
+            future = self.batcher.submit(item, monotonic() + timeout_s, from_wire(origin))
         except HTTPError as error:
             connection.send((messages.RESULT, rid, error_tuple(error)))
             return
         connection.pending[rid] = future
         future.add_done_callback(partial(_reply, connection, rid))
 
+    def _open(
+        self,
+        connection: Connection,
+        rid: int,
+        timeout_s: float,
+        credit: int,
+        origin: WireOrigin,
+        payload: list[Buffer],
+    ) -> None:
+        """A stream for a model that answers once: refused (``ModelHandle`` says so before it gets here)."""
+        error = HTTPError(500, f"model {self.spec.name} answers once: call predict() or apredict()")
+        connection.send((messages.ENDED, rid, error_tuple(error)))
+
+    def _decode(self, payload: list[Buffer]) -> Any:
+        """The item a frame carries, or the 500 that fails it alone."""
+        try:
+            return unpack(payload)
+        except Exception as exc:  # noqa: BLE001 - an undecodable item fails alone
+            return HTTPError(500, f"model {self.spec.name}: could not decode the input ({type(exc).__name__})")
+
     def _drop(self, connection: Connection) -> None:
         """A web process went away: its queued items leave the queue (running ones finish unheard)."""
         self._ready.unregister(connection.sock.fileno())
         self._connections.discard(connection)
-        for future in list(connection.pending.values()):
-            future.cancel()
-        connection.writer.release()
+        connection.drop()
 
 
 def _reply(connection: Connection, rid: int, future: Future[Any]) -> None:
@@ -344,44 +323,3 @@ def _reply(connection: Connection, rid: int, future: Future[Any]) -> None:
         connection.send((messages.RESULT, rid, error_tuple(error)))
     else:
         connection.send((messages.RESULT, rid, (500, f"pool error: {type(error).__name__}", None, {})))
-
-
-def _encode(name: str, outcome: Any) -> list[Buffer] | HTTPError:
-    """An output as the buffers it travels in; an error stays an error (``finish`` fails its item)."""
-    if isinstance(outcome, HTTPError):
-        return outcome
-    try:
-        return pack(outcome)
-    except Exception as exc:  # noqa: BLE001 - an unpicklable output fails its item only
-        return HTTPError(500, f"model {name}: could not send the output ({type(exc).__name__}: {exc})")
-
-
-def serve(control: socket.socket, listener: socket.socket, spec: ModelSpec, parent: int) -> None:
-    """Load the model, say so to the supervisor, serve until told to stop, tear the model down."""
-    _die_with(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format=f"[utilserve worker {spec.name} %(process)d] %(message)s")
-    try:
-        spin_s = spin_budget()
-        model = import_target(spec.target)()
-        model.setup()
-    except Exception as exc:
-        logger.error("model %s: setup failed", spec.name, exc_info=exc)
-        send(control, (messages.FAILED, *error_info(exc)))
-        return
-    send(control, (messages.READY, os.getpid()))
-    try:
-        Server(spec, model, control, listener, spin_s).serve()
-    finally:
-        try:
-            model.teardown()
-        except Exception:
-            logger.exception("model %s: teardown failed", spec.name)
-
-
-def _die_with(parent: int) -> None:
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
