@@ -44,13 +44,31 @@ class Processes:
         self.pids.update(pid for pid in pids if pid)
 
     def from_log(self) -> set[int]:
-        """Model workers and their supervisors, as the model's ``setup`` recorded them."""
-        found = {pid for e in events(self.log, event="setup") for pid in (e["pid"], e["ppid"])}
+        """Model workers and their supervisors, as the model's ``setup`` recorded them.
+
+        A model set up in this process (a thread pool's) names no process of
+        the test's: its parent is whatever runs the tests, a shell or CI.
+        """
+        here = os.getpid()
+        found = {pid for e in events(self.log, event="setup") if e["pid"] != here for pid in (e["pid"], e["ppid"])}
         self.note(*found)
         return found
 
     def kill_leftovers(self) -> None:
+        """SIGKILL every process seen that still runs, but never this one nor any that it descends from."""
         self.from_log()
-        for pid in self.pids:
-            if alive(pid) and pid != os.getpid():
+        for pid in self.pids - ancestry(os.getpid()):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def ancestry(pid: int) -> set[int]:
+    """``pid`` and the processes it descends from, up to init."""
+    lineage = set()
+    while pid > 1 and pid not in lineage:
+        lineage.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return lineage
