@@ -74,7 +74,7 @@ def run(server: Server, path: str, n: int, duration: int, timeout: int, script: 
         return match.groups()
 
     def latency_ms(percentile: int) -> float:
-        number, unit = find(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m|h)$")
+        number, unit = find(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m|h)[ \t]*$")
         return float(number) * _MS[unit]
 
     errors = re.findall(r"(?:Non-2xx or 3xx responses:|connect|read|write|timeout) (\d+)", done.stdout)

@@ -4,6 +4,10 @@ A row per backend of ``utilserve/backends/`` whose framework is installed. A
 fresh server per app and run, one at a time, in alternating order, so that
 drift in other work on the machine weighs on both apps alike.
 
+``--payloads`` measures JSON bodies of growing size instead: a POST that
+both apps validate into the same pydantic model (``apps/payload_*.py``),
+on starlette and flask unless ``--backends`` says otherwise.
+
 ``--observability`` measures three apps per row instead (starlette and flask
 unless ``--backends`` says otherwise): the native hello-world, utilserve's
 with metrics and the access log off, and utilserve's with everything on as
@@ -25,11 +29,18 @@ from dataclasses import dataclass, field
 from tests.support.servers import exit_on_sigterm, request
 
 from . import loadgen, report
+from .apps import payload_model
 from .loadgen import Load
 
 SECTION = "## Adapter overhead"
 OBSERVABILITY_SECTION = "## Observability overhead"
 OBSERVABILITY_BACKENDS = ["starlette", "flask"]
+PAYLOAD_SECTION = "## Payload sizes"
+PAYLOAD_SIZES = {"100 B": 100, "10 KB": 10_000, "100 KB": 100_000, "1 MB": 1_000_000}
+PAYLOAD_NATIVE = {
+    "starlette": "bench.apps.payload_native:starlette_app",
+    "flask": "bench.apps.payload_native:flask_app",
+}
 TARGET_RATIO = 0.90
 WRK_TIMEOUT_S = 5
 US_APP = "bench.apps.us_hello:app"
@@ -56,6 +67,14 @@ class Variant:
     backend: str  # utilserve/backends/<backend>.py; also the framework's module
     server: str  # key of SERVERS
     native: str  # the framework's own hello-world, module:attribute
+    utilserve: str = US_APP
+    body: bytes = b""  # POSTed to /ingest when given, else GET /hello
+    script: str = ""  # the wrk script that sends ``body``
+    size: str = ""  # ``body``'s size, in words
+
+    @property
+    def path(self) -> str:
+        return "/ingest" if self.body else "/hello"
 
 
 VARIANTS = [
@@ -142,6 +161,34 @@ def answers_hello(port: int) -> bool:
     return True
 
 
+def ingests(port: int, body: bytes) -> bool:
+    """Ready once ``POST /ingest`` with ``body`` answers its count of entries; any other answer fails at once."""
+    status, answer = request(port, "POST", "/ingest", body, {"Content-Type": "application/json"})
+    if status != 200 or json.loads(answer) != {"count": len(json.loads(body)["entries"])}:
+        raise RuntimeError(f"POST /ingest answered {status} {answer[:300]!r}")
+    return True
+
+
+def payload_variants(backends: list[str], folder: str) -> list[Variant]:
+    """A variant per backend and size, its body and wrk script written into ``folder``."""
+    variants = []
+    for size, length in PAYLOAD_SIZES.items():
+        body = payload_model.body(length)
+        path = os.path.join(folder, f"{length}.json")
+        with open(path, "wb") as file:
+            file.write(body)
+        script = os.path.join(folder, f"{length}.lua")
+        with open(script, "w") as file:
+            file.write(
+                f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"local file = io.open({json.dumps(path)}, 'rb')\nwrk.body = file:read('*a')\nfile:close()\n"
+            )
+        for v in (v for v in VARIANTS if v.label in backends and v.label in PAYLOAD_NATIVE):
+            native, app = PAYLOAD_NATIVE[v.label], "bench.apps.payload_utilserve:app"
+            variants.append(Variant(v.label, v.backend, v.server, native, app, body, script, size))
+    return variants
+
+
 def access_log_lines(path: str) -> int:
     """Lines of the access log in a server's log file: its stdout and stderr, where the default handler writes."""
     with open(path, "rb") as log:
@@ -160,15 +207,19 @@ def measure(variant: Variant, args: argparse.Namespace, sides: tuple[Side, ...] 
     env = f"UTILSERVE_BACKEND={variant.backend} UTILSERVE_ASYNCHRONOUS={0 if variant.server in WSGI else 1}"
     for run in range(args.runs):
         for side in sides if run % 2 == 0 else sides[::-1]:
-            app = variant.native if side.native else US_APP
+            app = variant.native if side.native else variant.utilserve
             metrics_dir = tempfile.mkdtemp(prefix="utilserve-bench-metrics-")
             words = f"{env} PROMETHEUS_MULTIPROC_DIR={metrics_dir} {side.env} {taskset} {SERVERS[variant.server]}"
             server = loadgen.server(words, app)
             try:
-                server.start(60, probe=functools.partial(answers_hello, server.port))
+                ready = functools.partial(ingests, server.port, variant.body) if variant.body else None
+                server.start(60, probe=ready or functools.partial(answers_hello, server.port))
+                wrk = functools.partial(
+                    loadgen.run, server, variant.path, args.connections, timeout=WRK_TIMEOUT_S, script=variant.script
+                )
                 if args.warmup:
-                    loadgen.run(server, "/hello", args.connections, args.warmup, WRK_TIMEOUT_S, cpus=args.wrk_cpus)
-                load = loadgen.run(server, "/hello", args.connections, args.duration, WRK_TIMEOUT_S, cpus=args.wrk_cpus)
+                    wrk(args.warmup, cpus=args.wrk_cpus)
+                load = wrk(args.duration, cpus=args.wrk_cpus)
             except loadgen.FAILED as error:
                 row.error = f"{side.name}: {str(error).strip()}"
                 print(f"  {variant.label} {side.name}: FAILED (log {server.log.name})\n{error}", file=sys.stderr)
@@ -325,6 +376,60 @@ def render_observability(
     return lines + (["", f"Not measured (framework not installed): {', '.join(skipped)}."] if skipped else [])
 
 
+def render_payloads(
+    rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
+) -> list[str]:
+    pinning = f"server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
+    used = dict.fromkeys(row.variant.server for row in rows)
+    below = [f"{row.variant.label} {row.variant.size}" for row in rows if row.complete() and row.ratio < TARGET_RATIO]
+
+    def cells(row: Row) -> list[str]:
+        if not row.complete():
+            return ["failed: see below", *[""] * 6]
+        return [
+            row.both("rps", ",.0f"),
+            f"**{row.ratio:.2f}**" + ("" if row.ratio >= TARGET_RATIO else " ⚠"),
+            row.both(CPU, ",.0f"),
+            f"{row.cpu_ratio('utilserve', 'native'):.2f}",
+            row.both("p50_ms", ".2f"),
+            row.both("p99_ms", ".2f"),
+        ]
+
+    return [
+        "What a growing JSON body costs: `POST /ingest` with a body that both apps validate into the same pydantic "
+        "model (`bench/apps/payload_model.py`: a list of entries of an int, a string, a float and a list of "
+        'strings) and answer `{"count": N}`. Native: the framework\'s own app calling `Payload.model_validate_json` '
+        "on the raw body (`bench/apps/payload_native.py`); utilserve: an endpoint taking `payload: Payload` "
+        "(`bench/apps/payload_utilserve.py`), with the defaults (metrics and access log on). The same server, "
+        "process count and flags for both, a fresh process per app and run, the order alternating. Load: "
+        f"`wrk -t2 -c{args.connections} -d{args.duration}s --latency --timeout {WRK_TIMEOUT_S}s` with the body "
+        f"from a file" + (f" after a {args.warmup} s warm-up load; " if args.warmup else "; ") + f"medians of "
+        f"{args.runs} runs.",
+        "",
+        *report.provenance(started),
+        f"- Machine: {report.machine()}",
+        "- Versions: " + ", ".join(f"{name} {version}" for name, version in report.versions(LIBRARIES).items()),
+        f"- utilserve source: {report.source_state(['utilserve'])}",
+        f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
+        "- One server process (WSGI: one gunicorn gthread worker with 8 threads); "
+        + (pinning if args.server_cpus else "no CPU pinning."),
+        *(f"  - {name}: `{SERVERS[name].replace('{python}', 'python')}`" for name in used),
+        "",
+        *report.table(
+            "backend | body | bytes: | req/s native / utilserve | ratio: | server CPU µs/req native / utilserve | "
+            "CPU ratio: | p50 native / utilserve (ms) | p99 native / utilserve (ms)",
+            [[row.variant.label, row.variant.size, f"{len(row.variant.body):,}", *cells(row)] for row in rows],
+        ),
+        "",
+        f"Target: ratio ≥ {TARGET_RATIO:.2f} at every size."
+        + (f" Below target: {', '.join(below)} (⚠)." if below else " All measured rows meet it."),
+        *report.block(
+            "Problems:", [f"- {r.variant.label} {r.variant.size}: {r.error.splitlines()[0]}" for r in rows if r.error]
+        ),
+        *(["", f"Not measured (framework not installed): {', '.join(skipped)}."] if skipped else []),
+    ]
+
+
 def main() -> int:
     parser = report.parser("bench.overhead", __doc__)
     report.add_names(parser, "--backends", BACKENDS)
@@ -334,13 +439,19 @@ def main() -> int:
         help="native vs utilserve with metrics and access log off vs on, into the section "
         f"{OBSERVABILITY_SECTION!r} (--backends defaults to {','.join(OBSERVABILITY_BACKENDS)})",
     )
+    parser.add_argument(
+        "--payloads",
+        action="store_true",
+        help=f"JSON bodies of {', '.join(PAYLOAD_SIZES)}, into the section {PAYLOAD_SECTION!r} "
+        f"(--backends defaults to {','.join(OBSERVABILITY_BACKENDS)})",
+    )
     parser.add_argument("--duration", type=int, default=5, help="whole seconds of load per wrk run")
     parser.add_argument("--runs", type=int, default=3, help="runs per app, alternating order")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c")
     parser.add_argument("--warmup", type=int, default=1, help="whole seconds of unmeasured load before each run")
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True, help="pin the server to CPU 0")
     args = parser.parse_args()
-    if args.observability and not any(arg.startswith("--backends") for arg in sys.argv[1:]):
+    if (args.observability or args.payloads) and not any(arg.startswith("--backends") for arg in sys.argv[1:]):
         args.backends = OBSERVABILITY_BACKENDS
     sides = OBSERVABILITY_SIDES if args.observability else ADAPTER_SIDES
     cpus = sorted(os.sched_getaffinity(0))
@@ -349,6 +460,14 @@ def main() -> int:
 
     exit_on_sigterm()
     started, load_start, rows, skipped = dt.datetime.now().astimezone(), report.loadavg(), [], []
+    if args.payloads:
+        with tempfile.TemporaryDirectory(prefix="bench-payloads-") as folder:
+            for variant in payload_variants(args.backends, folder):
+                print(f"{variant.label} {variant.size} under {variant.server}", flush=True)
+                rows.append(measure(variant, args))
+        lines = render_payloads(rows, skipped, args, started, (load_start, report.loadavg()))
+        report.publish(PAYLOAD_SECTION, lines, not args.no_write)
+        return 1 if any(row.error for row in rows) else 0
     for backend in args.backends:
         if not importlib.util.find_spec(backend):
             skipped.append(backend)

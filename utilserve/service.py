@@ -28,6 +28,7 @@ from .telemetry.logs import configure as configure_access_log
 from .telemetry.logs import flush as flush_access_log
 from .telemetry.metrics import prepare as prepare_metrics
 from .telemetry.observe import observing
+from .telemetry.tally import tally
 
 HookFunction = TypeVar("HookFunction", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -293,6 +294,7 @@ class Service:
                 await _call(hook)
         finally:
             flush_access_log()  # some servers end their workers by os._exit, which skips logging's own flush
+            tally.write()
             self._stopped.set()
 
     def _resolve_api(self) -> type[API]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import collections
 import json
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from utilserve.telemetry.tally import WRITE_EVERY_S
 
 from ..support.cells import CELLS
 from ..support.processes import wait_until
@@ -41,6 +44,20 @@ def request_counts(server: Server) -> dict[tuple[str, str, str], float]:
     return counts
 
 
+def settled_counts(server: Server, expected: Mapping[tuple[str, str, str], float]) -> dict[tuple[str, str, str], float]:
+    """The request counts of the test's own requests once they equal ``expected``, or as they stand after a while.
+
+    Each worker process writes its counts within ``WRITE_EVERY_S``; a scrape
+    reaches one worker, which writes its own first.
+    """
+    deadline = time.monotonic() + 20 * WRITE_EVERY_S
+    while True:
+        counts = {key: value for key, value in request_counts(server).items() if key[1] not in ("/livez", "/metrics")}
+        if counts == expected or time.monotonic() > deadline:
+            return counts
+        time.sleep(WRITE_EVERY_S / 5)
+
+
 @pytest.mark.parametrize("cell", CELLS, ids=[c.name for c in CELLS])
 def test_metrics_count_each_route_template_and_the_access_log_writes_one_line_per_request(
     cell: Cell, tmp_path: Path, running: Callable[[Server], Server]
@@ -63,9 +80,7 @@ def test_metrics_count_each_route_template_and_the_access_log_writes_one_line_pe
     assert logged == 1 and "RuntimeError: boom" in server.output(), server.output()
 
     expected = collections.Counter((method, route, str(status)) for method, _, status, route in sent.values())
-    counts = request_counts(server)
-    ours = {key: value for key, value in counts.items() if key[1] not in ("/livez", "/metrics")}
-    assert ours == expected, counts
+    assert settled_counts(server, expected) == expected
 
     def lines(kind: str) -> list[str]:
         text = (tmp_path / f"access.{kind}").read_text()

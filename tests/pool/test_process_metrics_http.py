@@ -17,7 +17,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from utilserve.telemetry.tally import WRITE_EVERY_S
+
 from ..support.pool_over_http import wait_ready
+from ..support.processes import wait_until
 from ..support.servers import BIN, Server, free_port
 
 APP = "tests.apps.pool_process:app"
@@ -73,14 +76,18 @@ def test_every_scrape_shows_the_totals_of_all_workers_across_recycling(
 
     assert work(server) == [200] * REQUESTS
 
-    for _ in range(8):
-        samples = scrape(server)
-        requests = sum(
+    def requests(samples: dict[str, float]) -> float:
+        return sum(
             value
             for key, value in samples.items()
             if key.startswith("utilserve_requests_total{") and "route=/api/work," in key
         )
-        assert requests == REQUESTS, {key: value for key, value in samples.items() if "requests_total" in key}
+
+    # each worker writes its request counts within WRITE_EVERY_S: a scrape may find the last ones not yet there
+    wait_until(lambda: requests(scrape(server)) >= REQUESTS, "every worker's requests written", 40 * WRITE_EVERY_S)
+    for _ in range(8):
+        samples = scrape(server)
+        assert requests(samples) == REQUESTS, {key: value for key, value in samples.items() if "requests_total" in key}
         assert samples["utilserve_requests_total{method=GET,route=/api/work,status=200}"] == REQUESTS
         assert samples["utilserve_model_batch_size_count{model=Echo}"] > 0
         assert samples["utilserve_model_batch_size_sum{model=Echo}"] == REQUESTS

@@ -12,6 +12,7 @@ from ..events import MEDIA_TYPE, EventStream
 from ..http import NDJSON, Request, Response
 from ..pool import ModelHandle
 from ..telemetry.metrics import exposition
+from ..telemetry.tally import tally
 from . import docs
 from .base import API, first_line, get
 from .params import Header, Signature
@@ -57,6 +58,7 @@ def builtin_api(
 
             @get(METRICS_PATH)
             def metrics(self) -> Response:
+                tally.write()  # this process's latest requests; the other processes write theirs within a moment
                 body, media_type = exposition()
                 return Response(body, media_type=media_type)
 

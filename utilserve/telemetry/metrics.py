@@ -18,7 +18,7 @@ import functools
 import glob
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -38,6 +38,8 @@ UNMATCHED_ROUTE = "<unmatched>"
 """The one ``route`` label of every path that matches no endpoint: raw paths never become labels."""
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+DURATION_BUCKETS = Histogram.DEFAULT_BUCKETS
+"""Of ``utilserve_request_duration_seconds``: prometheus_client's defaults, the last one ``+Inf``."""
 SCRAPE_TRIES = 3
 _prepared_pid = 0
 ITEM_OUTCOMES = ("ok", "error", "rejected", "expired", "cancelled")
@@ -85,7 +87,11 @@ def metrics() -> Metrics:
     return Metrics(
         requests=Counter("utilserve_requests", "HTTP requests answered.", ["method", "route", "status"], registry=None),
         request_duration=Histogram(
-            "utilserve_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"], registry=None
+            "utilserve_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            buckets=DURATION_BUCKETS,
+            registry=None,
         ),
         requests_in_progress=Gauge(
             "utilserve_requests_in_progress",
@@ -127,6 +133,18 @@ def record(action: Callable[[Metrics], object]) -> None:
     """Run ``action`` on the metrics when they are on; a no-op otherwise."""
     if on():
         action(metrics())
+
+
+def add_observations(histogram: Histogram, total: float, bucket_counts: Sequence[float]) -> None:
+    """What ``histogram.observe`` does for each of many observations, at once: their sum, and each bucket's count.
+
+    prometheus_client has no public call for it; ``tests/core/test_telemetry.py``
+    checks that this matches ``observe`` in the version installed.
+    """
+    histogram._sum.inc(total)
+    for bucket, count in zip(histogram._buckets, bucket_counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -6,11 +6,10 @@ import contextvars
 import time
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import Counter, Histogram
-
 from ..http import Request, Response
 from ..middleware import Middleware
 from . import context, logs, metrics
+from .tally import RequestTally, tally
 from .tracing import ServerSpan, server_span
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -19,20 +18,19 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 def observing(with_metrics: bool) -> Middleware:
     """The outermost layer: sets the request's origin for the work it starts (the pool reads it), echoes its id."""
-    record = _recorder() if with_metrics else None
-    in_progress = metrics.metrics().requests_in_progress if with_metrics else None
+    counted = tally if with_metrics else None
 
     def enter(request_id: str, span: ServerSpan) -> contextvars.Token[context.Origin | None]:
-        if in_progress is not None:
-            in_progress.inc()
+        if counted is not None:
+            counted.started()
         return context.enter(context.Origin(request_id, span.carrier()))
 
     def leave(token: contextvars.Token[context.Origin | None], response: Response | None) -> None:
         """A streamed body is made after this layer returns: its steps keep the request's origin."""
         if response is None or response.chunks is None:
             context.leave(token)
-        if in_progress is not None:
-            in_progress.dec()
+        if response is None and counted is not None:
+            counted.left()  # raised through: no answer to count
 
     def sync(request: Request, call_next: Callable[[Request], Response]) -> Response:
         started, request_id = (
@@ -48,7 +46,7 @@ def observing(with_metrics: bool) -> Middleware:
                 raise
             leave(token, response)
             span.set_status(response.status)
-        return _finish(request, response, request_id, started, record)
+        return _finish(request, response, request_id, started, counted)
 
     async def asynchronous(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started, request_id = (
@@ -64,40 +62,19 @@ def observing(with_metrics: bool) -> Middleware:
                 raise
             leave(token, response)
             span.set_status(response.status)
-        return _finish(request, response, request_id, started, record)
+        return _finish(request, response, request_id, started, counted)
 
     return Middleware(sync, asynchronous)
 
 
-Recorder = Callable[[str, str, int, float], None]
-"""Counts one answered request: method, route, status and seconds."""
-
-
-def _recorder() -> Recorder:
-    """Counts each request on the children of its labels, found once per (method, route, status), not every time."""
-    recorded = metrics.metrics()
-    children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-
-    def record(method: str, route: str, status: int, seconds: float) -> None:
-        if method not in METHODS:
-            method = "OTHER"
-        key = (method, route, status)
-        pair = children.get(key)
-        if pair is None:
-            pair = recorded.requests.labels(method, route, str(status)), recorded.request_duration.labels(method, route)
-            children[key] = pair
-        pair[0].inc()
-        pair[1].observe(seconds)
-
-    return record
-
-
-def _finish(request: Request, response: Response, request_id: str, started: float, record: Recorder | None) -> Response:
+def _finish(
+    request: Request, response: Response, request_id: str, started: float, counted: RequestTally | None
+) -> Response:
     response.headers.append((context.REQUEST_ID_HEADER, request_id))
     seconds = time.perf_counter() - started
     route = request.route or metrics.UNMATCHED_ROUTE
-    if record is not None:
-        record(request.method, route, response.status, seconds)
+    if counted is not None:
+        counted.finished(request.method if request.method in METHODS else "OTHER", route, response.status, seconds)
     size = None if response.chunks is not None else len(response.body)
     logs.log_request(request.method, route, request.path, response.status, seconds * 1000, size, request_id)
     return response

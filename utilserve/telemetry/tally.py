@@ -1,0 +1,98 @@
+"""This process's request metrics, counted in plain numbers and written to the metrics files a moment later.
+
+A Prometheus value in multiprocess mode is a locked write to a memory-mapped
+file, and each request would touch five of them (its count, its duration's
+sum and bucket, the in-progress gauge up and down), which costs more than
+the rest of utilserve's request path. So each process counts its requests
+under one lock and writes the sums every :data:`WRITE_EVERY_S`, before a
+scrape that it answers, and at the service's stop. A scrape answered by
+another process shows the last moment of this one's requests late, never
+lost; the pools' metrics, once per batch, are written as they happen.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+
+from ..concurrency import current_pid, start_without_signals
+from . import metrics
+
+WRITE_EVERY_S = 0.25
+
+Durations = list[float]
+"""The seconds summed, then the count of each bucket of ``metrics.DURATION_BUCKETS``."""
+
+
+class RequestTally:
+    """Counts each answered request, and the requests under way; :meth:`write` hands them to prometheus_client.
+
+    A forked process starts with none of its parent's counts (the parent
+    writes them) and a writer thread of its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writing = threading.Lock()
+        self._pid = 0
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._durations: dict[tuple[str, str], Durations] = {}
+        self._in_progress = 0
+
+    def started(self) -> None:
+        with self._lock:
+            if self._pid != current_pid():
+                self._start_here()
+            self._in_progress += 1
+
+    def finished(self, method: str, route: str, status: int, seconds: float) -> None:
+        bucket = bisect.bisect_left(metrics.DURATION_BUCKETS, seconds) + 1
+        with self._lock:
+            if self._pid != current_pid():
+                self._start_here()
+                self._in_progress += 1
+            self._in_progress -= 1
+            key = (method, route, status)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            durations = self._durations.get(key[:2])
+            if durations is None:
+                durations = self._durations[key[:2]] = [0.0] * (len(metrics.DURATION_BUCKETS) + 1)
+            durations[0] += seconds
+            durations[bucket] += 1
+
+    def left(self) -> None:
+        """A request that ended with no answer (its task cancelled): under way no more, and not counted."""
+        with self._lock:
+            if self._pid == current_pid():
+                self._in_progress -= 1
+
+    def write(self) -> None:
+        """Add what was counted since the last write to the metrics files."""
+        with self._writing:
+            with self._lock:
+                if self._pid != current_pid():
+                    return
+                counts, durations, in_progress = self._counts, self._durations, self._in_progress
+                self._counts, self._durations = {}, {}
+            recorded = metrics.metrics()
+            for (method, route, status), count in counts.items():
+                recorded.requests.labels(method, route, str(status)).inc(count)
+            for (method, route), sums in durations.items():
+                metrics.add_observations(recorded.request_duration.labels(method, route), sums[0], sums[1:])
+            recorded.requests_in_progress.set(in_progress)
+
+    def _start_here(self) -> None:
+        self._pid = current_pid()
+        self._counts, self._durations, self._in_progress = {}, {}, 0
+        start_without_signals(threading.Thread(target=self._write_every, name="utilserve-metrics", daemon=True))
+
+    def _write_every(self) -> None:
+        pid = current_pid()
+        while self._pid == pid:
+            time.sleep(WRITE_EVERY_S)
+            self.write()
+
+
+tally = RequestTally()
+"""The one of this process."""
