@@ -36,7 +36,8 @@ SECTION = "## Adapter overhead"
 OBSERVABILITY_SECTION = "## Observability overhead"
 OBSERVABILITY_BACKENDS = ["starlette", "flask"]
 PAYLOAD_SECTION = "## Payload sizes"
-PAYLOAD_SIZES = {"100 B": 100, "10 KB": 10_000, "100 KB": 100_000, "1 MB": 1_000_000}
+PAYLOAD_SIZES = {"100 B": (100, 64), "10 KB": (10_000, 64), "100 KB": (100_000, 16), "1 MB": (1_000_000, 4)}
+"""Bytes, and wrk connections: fewer for larger bodies, each of which takes a server milliseconds to read."""
 PAYLOAD_NATIVE = {
     "starlette": "bench.apps.payload_native:starlette_app",
     "flask": "bench.apps.payload_native:flask_app",
@@ -71,6 +72,7 @@ class Variant:
     body: bytes = b""  # POSTed to /ingest when given, else GET /hello
     script: str = ""  # the wrk script that sends ``body``
     size: str = ""  # ``body``'s size, in words
+    connections: int = 0  # wrk's, when not ``--connections``
 
     @property
     def path(self) -> str:
@@ -172,7 +174,7 @@ def ingests(port: int, body: bytes) -> bool:
 def payload_variants(backends: list[str], folder: str) -> list[Variant]:
     """A variant per backend and size, its body and wrk script written into ``folder``."""
     variants = []
-    for size, length in PAYLOAD_SIZES.items():
+    for size, (length, connections) in PAYLOAD_SIZES.items():
         body = payload_model.body(length)
         path = os.path.join(folder, f"{length}.json")
         with open(path, "wb") as file:
@@ -185,7 +187,7 @@ def payload_variants(backends: list[str], folder: str) -> list[Variant]:
             )
         for v in (v for v in VARIANTS if v.label in backends and v.label in PAYLOAD_NATIVE):
             native, app = PAYLOAD_NATIVE[v.label], "bench.apps.payload_utilserve:app"
-            variants.append(Variant(v.label, v.backend, v.server, native, app, body, script, size))
+            variants.append(Variant(v.label, v.backend, v.server, native, app, body, script, size, connections))
     return variants
 
 
@@ -215,7 +217,12 @@ def measure(variant: Variant, args: argparse.Namespace, sides: tuple[Side, ...] 
                 ready = functools.partial(ingests, server.port, variant.body) if variant.body else None
                 server.start(60, probe=ready or functools.partial(answers_hello, server.port))
                 wrk = functools.partial(
-                    loadgen.run, server, variant.path, args.connections, timeout=WRK_TIMEOUT_S, script=variant.script
+                    loadgen.run,
+                    server,
+                    variant.path,
+                    variant.connections or args.connections,
+                    timeout=WRK_TIMEOUT_S,
+                    script=variant.script,
                 )
                 if args.warmup:
                     wrk(args.warmup, cpus=args.wrk_cpus)
@@ -298,11 +305,30 @@ def render(
     return lines + (["", f"Not measured (framework not installed): {', '.join(skipped)}."] if skipped else [])
 
 
+def setting(
+    rows: list[Row], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str], apps: str
+) -> list[str]:
+    """The lines under a section's opening words: when, where, which versions, and each server's argv."""
+    pinning = f"server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
+    return [
+        *report.provenance(started),
+        f"- Machine: {report.machine()}",
+        "- Versions: " + ", ".join(f"{name} {version}" for name, version in report.versions(LIBRARIES).items()),
+        f"- utilserve source: {report.source_state(['utilserve'])}",
+        f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
+        "- One server process (WSGI: one gunicorn gthread worker with 8 threads); "
+        + (pinning if args.server_cpus else "no CPU pinning."),
+        f"- Servers, the same argv for {apps} of a row:",
+        *(
+            f"  - {name}: `{SERVERS[name].replace('{python}', 'python')}`"
+            for name in dict.fromkeys(row.variant.server for row in rows)
+        ),
+    ]
+
+
 def render_observability(
     rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
 ) -> list[str]:
-    pinning = f"server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
-    used = dict.fromkeys(row.variant.server for row in rows)
     complete = [row for row in rows if row.complete()]
     below = [row.variant.label for row in complete if row.rps_ratio("on", "native") < TARGET_RATIO]
 
@@ -336,15 +362,7 @@ def render_observability(
         + (f" after a {args.warmup} s warm-up load; " if args.warmup else " (no warm-up); ")
         + f"medians of {args.runs} runs. Endpoints are `async def` on async servers and `def` on WSGI ones.",
         "",
-        *report.provenance(started),
-        f"- Machine: {report.machine()}",
-        "- Versions: " + ", ".join(f"{name} {version}" for name, version in report.versions(LIBRARIES).items()),
-        f"- utilserve source: {report.source_state(['utilserve'])}",
-        f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
-        "- One server process (WSGI: one gunicorn gthread worker with 8 threads); "
-        + (pinning if args.server_cpus else "no CPU pinning."),
-        "- Servers, the same argv for the three apps of a row:",
-        *(f"  - {name}: `{SERVERS[name].replace('{python}', 'python')}`" for name in used),
+        *setting(rows, args, started, load, "the three apps"),
         "",
         *report.table(
             "backend | server | native req/s: | off req/s: | on req/s: | on ÷ native: | on ÷ off: | off ÷ native: | "
@@ -379,8 +397,6 @@ def render_observability(
 def render_payloads(
     rows: list[Row], skipped: list[str], args: argparse.Namespace, started: dt.datetime, load: tuple[str, str]
 ) -> list[str]:
-    pinning = f"server pinned to CPU {args.server_cpus} and wrk to CPU {args.wrk_cpus} (`taskset`)."
-    used = dict.fromkeys(row.variant.server for row in rows)
     below = [f"{row.variant.label} {row.variant.size}" for row in rows if row.complete() and row.ratio < TARGET_RATIO]
 
     def cells(row: Row) -> list[str]:
@@ -402,23 +418,25 @@ def render_payloads(
         "on the raw body (`bench/apps/payload_native.py`); utilserve: an endpoint taking `payload: Payload` "
         "(`bench/apps/payload_utilserve.py`), with the defaults (metrics and access log on). The same server, "
         "process count and flags for both, a fresh process per app and run, the order alternating. Load: "
-        f"`wrk -t2 -c{args.connections} -d{args.duration}s --latency --timeout {WRK_TIMEOUT_S}s` with the body "
+        f"`wrk -t2 -c<N> -d{args.duration}s --latency --timeout {WRK_TIMEOUT_S}s` with the body "
         f"from a file" + (f" after a {args.warmup} s warm-up load; " if args.warmup else "; ") + f"medians of "
         f"{args.runs} runs.",
         "",
-        *report.provenance(started),
-        f"- Machine: {report.machine()}",
-        "- Versions: " + ", ".join(f"{name} {version}" for name, version in report.versions(LIBRARIES).items()),
-        f"- utilserve source: {report.source_state(['utilserve'])}",
-        f"- 1-minute load average at start / end: {load[0]} / {load[1]}",
-        "- One server process (WSGI: one gunicorn gthread worker with 8 threads); "
-        + (pinning if args.server_cpus else "no CPU pinning."),
-        *(f"  - {name}: `{SERVERS[name].replace('{python}', 'python')}`" for name in used),
+        *setting(rows, args, started, load, "both apps"),
         "",
         *report.table(
-            "backend | body | bytes: | req/s native / utilserve | ratio: | server CPU µs/req native / utilserve | "
+            "backend | body | bytes: | N: | req/s native / utilserve | ratio: | server CPU µs/req native / utilserve | "
             "CPU ratio: | p50 native / utilserve (ms) | p99 native / utilserve (ms)",
-            [[row.variant.label, row.variant.size, f"{len(row.variant.body):,}", *cells(row)] for row in rows],
+            [
+                [
+                    row.variant.label,
+                    row.variant.size,
+                    f"{len(row.variant.body):,}",
+                    row.variant.connections,
+                    *cells(row),
+                ]
+                for row in rows
+            ],
         ),
         "",
         f"Target: ratio ≥ {TARGET_RATIO:.2f} at every size."

@@ -4,11 +4,9 @@ One API server and one inference worker; batches of up to 32, 5 ms to fill,
 as utilserve's model asks.
 """
 
-import argparse
-
 import litserve as ls
 
-from bench.apps import embedding
+from bench.apps import embedding, litserve_app
 
 
 class EmbedAPI(ls.LitAPI):
@@ -26,9 +24,4 @@ class EmbedAPI(ls.LitAPI):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    port = parser.parse_args().port
-    api = EmbedAPI(max_batch_size=32, batch_timeout=0.005, api_path="/embed")
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
-    server.run(host="127.0.0.1", port=port, num_api_servers=1, log_level="warning", generate_client_file=False)
+    litserve_app.serve(EmbedAPI(max_batch_size=32, batch_timeout=0.005, api_path="/embed"), litserve_app.port())

@@ -5,11 +5,11 @@
 One API server and one inference worker; batches of up to 32 items, 10 ms each.
 """
 
-import argparse
 import time
 
 import litserve as ls
 
+from bench.apps import litserve_app
 from bench.diagnostics import batch_log
 
 BATCH_COST_S = 0.010
@@ -32,9 +32,4 @@ class DoublerAPI(ls.LitAPI):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    port = parser.parse_args().port
-    api = DoublerAPI(max_batch_size=32, batch_timeout=0.005, api_path="/double")
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
-    server.run(host="127.0.0.1", port=port, num_api_servers=1, log_level="warning", generate_client_file=False)
+    litserve_app.serve(DoublerAPI(max_batch_size=32, batch_timeout=0.005, api_path="/double"), litserve_app.port())

@@ -21,6 +21,8 @@ import litserve as ls
 from litserve.loops.continuous_batching_loop import ContinuousBatchingLoop, Output
 from litserve.utils import LitAPIStatus
 
+from bench.apps import litserve_app
+
 STEP_COST_S = float(os.environ.get("STREAM_STEP_MS", "5")) / 1000
 MAX_BATCH = 32
 
@@ -98,5 +100,4 @@ if __name__ == "__main__":
         )
     else:
         api = BatchedAPI(max_batch_size=MAX_BATCH, batch_timeout=0.005, stream=True, api_path="/generate")
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=60)
-    server.run(host="127.0.0.1", port=args.port, num_api_servers=1, log_level="warning", generate_client_file=False)
+    litserve_app.serve(api, args.port, timeout=60)

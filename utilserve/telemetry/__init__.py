@@ -10,6 +10,8 @@ into it without knowing each other:
 - :mod:`.metrics` defines the Prometheus metrics and renders ``/metrics``.
   They are always in prometheus_client's multiprocess mode, sharing one
   directory per server: a scrape of any worker process shows the totals of
-  all of them, the process pool's model workers included.
+  all of them, the process pool's model workers included. :mod:`.tally`
+  counts the requests of a process in plain numbers and writes them there
+  a moment later, so that a request costs no file write.
 - :mod:`.logs` writes the access log, plain or JSON.
 """
