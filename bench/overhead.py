@@ -401,7 +401,7 @@ def render_payloads(
 
     def cells(row: Row) -> list[str]:
         if not row.complete():
-            return ["failed: see below", *[""] * 6]
+            return ["failed: see below", *[""] * 5]
         return [
             row.both("rps", ",.0f"),
             f"**{row.ratio:.2f}**" + ("" if row.ratio >= TARGET_RATIO else " ⚠"),

@@ -119,8 +119,9 @@ def test_uwsgi_a_worker_whose_model_thread_is_offered_its_signal_still_exits(
     ``kill`` aimed at a thread's id offers the signal to that thread first:
     the model thread must leave it to the main thread, and the worker exits.
     """
-    env = {"MODEL_LOG": str(model_log), "UTILSERVE_POOL": "thread", "HOLD_MS": "0", "UTILSERVE_ACCESS_LOG": "0"}
-    server = running(serve(cell_named("flask@uwsgi"), "tests.apps.draining:app", env))  # no log thread: 2 in all
+    env = {"MODEL_LOG": str(model_log), "UTILSERVE_POOL": "thread", "HOLD_MS": "0"}
+    env |= {"UTILSERVE_ACCESS_LOG": "0", "UTILSERVE_METRICS": "0"}  # no log or metrics writer: 2 threads in all
+    server = running(serve(cell_named("flask@uwsgi"), "tests.apps.draining:app", env))
     wait_ready(server, in_a_row=4)
     assert httpx.get(server.url + "/api/hold?x=1").json()["y"] == 2
     worker = next(iter(server.children()))

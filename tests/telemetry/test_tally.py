@@ -34,8 +34,10 @@ print(json.dumps([samples(observed), samples(added)]))
 TALLY = """
 import json
 from prometheus_client.parser import text_string_to_metric_families
-from utilserve.telemetry import metrics
+from utilserve.telemetry import metrics, tally as tally_module
 from utilserve.telemetry.tally import RequestTally
+
+tally_module.WRITE_EVERY_S = 3600  # only this script's own writes, however slow the machine
 
 def scrape():
     body, _ = metrics.exposition()
@@ -52,6 +54,9 @@ for _ in range(3):
     tally.finished("GET", "/items/{id}", 200, 0.02)
 tally.started()
 tally.finished("POST", "/items", 422, 3.0)
+for edge in (0.005, 10.0):  # on a bucket's bound: in that bucket, as observe puts it
+    tally.started()
+    tally.finished("PUT", "/edge", 200, edge)
 tally.started()  # still under way at the write
 tally.started()
 tally.left()  # raised through
@@ -89,4 +94,9 @@ def test_requests_reach_the_metrics_files_when_written_and_not_before(tmp_path: 
     assert after["utilserve_request_duration_seconds_bucket{le=2.5,method=POST,route=/items}"] == 0
     assert after["utilserve_request_duration_seconds_bucket{le=5.0,method=POST,route=/items}"] == 1
     assert after["utilserve_requests_in_progress{}"] == 1
+    edge = "method=PUT,route=/edge"
+    buckets = {
+        le: after[f"utilserve_request_duration_seconds_bucket{{le={le},{edge}}}"] for le in ("0.005", "7.5", "10.0")
+    }
+    assert buckets == {"0.005": 1, "7.5": 1, "10.0": 2}
     assert total == 4

@@ -138,7 +138,7 @@ def record(action: Callable[[Metrics], object]) -> None:
 def add_observations(histogram: Histogram, total: float, bucket_counts: Sequence[float]) -> None:
     """What ``histogram.observe`` does for each of many observations, at once: their sum, and each bucket's count.
 
-    prometheus_client has no public call for it; ``tests/core/test_telemetry.py``
+    prometheus_client has no public call for it; ``tests/telemetry/test_tally.py``
     checks that this matches ``observe`` in the version installed.
     """
     histogram._sum.inc(total)

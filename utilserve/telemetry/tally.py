@@ -6,13 +6,15 @@ sum and bucket, the in-progress gauge up and down), which costs more than
 the rest of utilserve's request path. So each process counts its requests
 under one lock and writes the sums every :data:`WRITE_EVERY_S`, before a
 scrape that it answers, and at the service's stop. A scrape answered by
-another process shows the last moment of this one's requests late, never
-lost; the pools' metrics, once per batch, are written as they happen.
+another process shows the last moment of this one's requests late; a
+process killed outright (SIGKILL, out of memory) loses that moment. The
+pools' metrics, once per batch, are written as they happen.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 import time
 
@@ -20,6 +22,7 @@ from ..concurrency import current_pid, start_without_signals
 from . import metrics
 
 WRITE_EVERY_S = 0.25
+logger = logging.getLogger("utilserve")
 
 Durations = list[float]
 """The seconds summed, then the count of each bucket of ``metrics.DURATION_BUCKETS``."""
@@ -62,7 +65,7 @@ class RequestTally:
             durations[bucket] += 1
 
     def left(self) -> None:
-        """A request that ended with no answer (its task cancelled): under way no more, and not counted."""
+        """A request that ended with no answer (an exception raised through): under way no more, and not counted."""
         with self._lock:
             if self._pid == current_pid():
                 self._in_progress -= 1
@@ -91,7 +94,10 @@ class RequestTally:
         pid = current_pid()
         while self._pid == pid:
             time.sleep(WRITE_EVERY_S)
-            self.write()
+            try:
+                self.write()
+            except Exception:  # a metrics directory gone or full: say so, and go on counting and writing
+                logger.exception("utilserve could not write the request metrics")
 
 
 tally = RequestTally()
