@@ -23,8 +23,14 @@ def wait_ready(server: Server, timeout: float = 60.0, in_a_row: int = 1) -> None
 
 
 def burst(server: Server, path: str, bodies: list[dict], threads: int) -> list[httpx.Response]:
-    """POST every body at once from ``threads`` threads; the answers in the order of ``bodies``."""
-    client = httpx.Client(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=threads))
+    """POST every body at once from ``threads`` threads; the answers in the order of ``bodies``.
+
+    The client drops a connection idle for a second, sooner than any server
+    here closes one (gunicorn: 2 s): a POST sent on a connection as the
+    server closes it is reset, and a client may not send it again.
+    """
+    limits = httpx.Limits(max_connections=threads, keepalive_expiry=1.0)
+    client = httpx.Client(base_url=server.url, timeout=60, limits=limits)
     with client, ThreadPoolExecutor(threads) as pool:
         return list(pool.map(lambda body: client.post(path, json=body), bodies))
 

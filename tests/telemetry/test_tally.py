@@ -69,6 +69,20 @@ print(json.dumps([len(before), after, scrape()["utilserve_requests_total{method=
 """
 
 
+WRITE_EACH = """
+import json
+from utilserve.telemetry import metrics, tally as tally_module
+from utilserve.telemetry.tally import RequestTally
+
+tally_module.WRITE_EVERY_S = 3600  # no writer thread's write comes in between
+tally = RequestTally(write_each=True)
+tally.started()
+tally.finished("GET", "/items/{id}", 200, 0.02)
+body, _ = metrics.exposition()
+print(json.dumps(body.decode()))
+"""
+
+
 def run(script: str, tmp_path: Path) -> object:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "UTILSERVE_METRICS": "1"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
@@ -100,3 +114,35 @@ def test_requests_reach_the_metrics_files_when_written_and_not_before(tmp_path: 
     }
     assert buckets == {"0.005": 1, "7.5": 1, "10.0": 2}
     assert total == 4
+
+
+def test_a_tally_that_writes_each_request_has_it_in_the_files_as_it_ends(tmp_path: Path) -> None:
+    """uWSGI's tally: a recycled worker may exit with no exit handler left to write its last requests."""
+    body = run(WRITE_EACH, tmp_path)
+    assert 'utilserve_requests_total{method="GET",route="/items/{id}",status="200"} 1.0' in str(body), body
+
+
+FORK_WHILE_COUNTING = """
+import os, threading
+from utilserve.telemetry.tally import tally
+
+inside = threading.Event()
+def count_slowly():
+    with tally._lock:  # another thread is inside the tally as the fork happens
+        inside.set()
+        threading.Event().wait(5)
+threading.Thread(target=count_slowly, daemon=True).start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    tally.started()
+    tally.finished("GET", "/", 200, 0.01)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_child_forked_while_another_thread_counts_can_count(tmp_path: Path) -> None:
+    """A held lock copied by the fork would block the child's first request for ever."""
+    assert run(FORK_WHILE_COUNTING, tmp_path) == 0

@@ -7,14 +7,20 @@ the rest of utilserve's request path. So each process counts its requests
 under one lock and writes the sums every :data:`WRITE_EVERY_S`, before a
 scrape that it answers, and at the service's stop. A scrape answered by
 another process shows the last moment of this one's requests late; a
-process killed outright (SIGKILL, out of memory) loses that moment. The
-pools' metrics, once per batch, are written as they happen.
+process killed outright (SIGKILL, out of memory) loses that moment.
+
+Under uWSGI each request is written as it ends: a worker recycled while
+another of its threads is in a request (``max-requests``, ``reload-on-rss``)
+exits with no Python exit handlers at all, so no stop could write that
+moment. The pools' metrics, once per batch, are written as they happen.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import os
+import sys
 import threading
 import time
 
@@ -32,10 +38,12 @@ class RequestTally:
     """Counts each answered request, and the requests under way; :meth:`write` hands them to prometheus_client.
 
     A forked process starts with none of its parent's counts (the parent
-    writes them) and a writer thread of its own.
+    writes them) and a writer thread of its own. ``write_each`` writes each
+    request as it ends, where a process may exit without a stop.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, write_each: bool = False) -> None:
+        self._write_each = write_each
         self._lock = threading.Lock()
         self._writing = threading.Lock()
         self._pid = 0
@@ -63,6 +71,8 @@ class RequestTally:
                 durations = self._durations[key[:2]] = [0.0] * (len(metrics.DURATION_BUCKETS) + 1)
             durations[0] += seconds
             durations[bucket] += 1
+        if self._write_each:
+            self.write()
 
     def left(self) -> None:
         """A request that ended with no answer (an exception raised through): under way no more, and not counted."""
@@ -85,6 +95,11 @@ class RequestTally:
                 metrics.add_observations(recorded.request_duration.labels(method, route), sums[0], sums[1:])
             recorded.requests_in_progress.set(in_progress)
 
+    def forked(self) -> None:
+        """In a forked child: new locks, as the fork may have copied one held by a thread that is gone."""
+        self._lock = threading.Lock()
+        self._writing = threading.Lock()
+
     def _start_here(self) -> None:
         self._pid = current_pid()
         self._counts, self._durations, self._in_progress = {}, {}, 0
@@ -100,5 +115,6 @@ class RequestTally:
                 logger.exception("utilserve could not write the request metrics")
 
 
-tally = RequestTally()
+tally = RequestTally(write_each="uwsgi" in sys.modules)
 """The one of this process."""
+os.register_at_fork(after_in_child=tally.forked)
