@@ -5,6 +5,7 @@ and the end-of-run summary of what the tools written by others counted.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from .support import tally
 from .support.browser import REPORTS
 from .support.browser import browser as browser
+from .support.network import enter_private_network
 from .support.processes import Processes
 from .support.servers import Server
 
@@ -21,8 +23,24 @@ logging.getLogger("utilserve.access").addHandler(logging.NullHandler())
 """Services built in this process log their requests nowhere; the servers that tests start keep their own."""
 
 
+NETWORK = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run in a network namespace of the run's own, loopback only, where this machine allows one (CI must)."""
+    why_not = enter_private_network()
+    if why_not is not None and os.environ.get("CI"):
+        raise pytest.UsageError(f"CI runs the tests in a private network namespace, which failed: {why_not}")
+    config.stash[NETWORK] = "a private namespace, loopback only" if why_not is None else f"the host's ({why_not})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"network: {config.stash[NETWORK]}"
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The counts of the tools written by others (schemathesis, wsgiref's validator), for the issue notes to quote."""
+    terminalreporter.write_line(f"network: {terminalreporter.config.stash[NETWORK]}")
     counted = tally.lines()
     if counted:
         terminalreporter.section("tools written by others")

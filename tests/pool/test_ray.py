@@ -28,7 +28,7 @@ from ..support.cells import cell_named, gunicorn
 from ..support.models.log import events
 from ..support.models.thread import LONG
 from ..support.pool_over_http import assert_overload_is_503_then_recovers, assert_sigterm_drains, burst, wait_ready
-from ..support.ray_head import LOOPBACK, RayHead
+from ..support.ray_nodes import LOOPBACK, RayNode
 from ..support.servers import Cell, Server, serve
 
 ray_replica = pytest.importorskip("utilserve.pool.ray.replica", reason="pool='ray' needs the [ray] extra")
@@ -45,7 +45,7 @@ IDS = [cell.name for cell in CELLS]
 
 @dataclass
 class Cluster:
-    head: RayHead
+    head: RayNode
     log: Path
     servers: dict[str, Server] = field(default_factory=dict)
 
@@ -67,7 +67,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     log = tmp_path_factory.mktemp("ray") / "model.log"
-    state = Cluster(RayHead({"MODEL_LOG": str(log)}).start(), log)
+    state = Cluster(RayNode({"MODEL_LOG": str(log)}).start(), log)
     try:
         yield state
     finally:

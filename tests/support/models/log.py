@@ -26,9 +26,13 @@ def record(**event: Any) -> None:
 
 
 def events(log: Path, since: int = 0, **fields: Any) -> list[dict[str, Any]]:
-    """The events in ``log`` from byte offset ``since`` on whose ``fields`` have the values given."""
+    """The events in ``log`` from byte offset ``since`` on whose ``fields`` have the values given.
+
+    A line not yet ended is left out: its writer may be copying it in as it is read.
+    """
     if not log.exists():
         return []
     with log.open() as lines:
         lines.seek(since)
-        return [e for e in map(json.loads, lines.read().splitlines()) if fields.items() <= e.items()]
+        complete = lines.read().rpartition("\n")[0]
+    return [e for e in map(json.loads, complete.splitlines()) if fields.items() <= e.items()]

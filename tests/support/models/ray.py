@@ -6,6 +6,8 @@ The replicas run in Ray's worker processes, which take their environment
 
 from __future__ import annotations
 
+import time
+
 from . import streaming, thread
 from .log import record
 
@@ -34,3 +36,20 @@ class Counting(streaming.Counting):
     """The streaming model: its steps run in the replica, its outputs come back over Ray's streaming calls."""
 
     ray_options = LIGHT
+
+
+MODEL_HOST = "model_host"
+"""The custom resource of a cluster's model nodes: the web hosts join with none, so no replica lands there."""
+
+
+class Placed(thread.Batching):
+    """Runs only where ``model_host`` is; records each batch's items, so a test sees whose requests shared it."""
+
+    ray_options = {"ray_actor_options": {"num_cpus": 0.25, "resources": {MODEL_HOST: 0.25}}}
+    max_batch_size = 16
+    timeout_s = 30
+
+    def predict(self, batch: list[thread.Number]) -> list[thread.Doubled]:
+        record(model="placed", xs=[item.x for item in batch])
+        time.sleep(0.010)
+        return [thread.Doubled(y=item.x * 2) for item in batch]

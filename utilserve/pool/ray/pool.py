@@ -62,6 +62,9 @@ REPLICA_LOST = (
 )
 """Failures of a replica rather than of the request: worth retrying, so 503."""
 SERVING = (DeploymentStatus.HEALTHY, DeploymentStatus.UPSCALING, DeploymentStatus.DOWNSCALING)
+OBSERVE_S = 0.5
+"""How often a serving pool reads the deployment's state: a lost node turns its waiting requests away this late."""
+OBSERVE_STARTING_S = 0.2
 T = TypeVar("T")
 Call = Callable[[DeploymentHandle[Any]], Coroutine[Any, Any, T]]
 """A request to the deployment, run on the process's Ray loop with the pool's handle."""
@@ -178,9 +181,12 @@ class RayPool(Pool):
                 cluster.check_open()
                 self._handle = serve.get_deployment_handle(self.name, self.app_name)
             while not (self._stopping.is_set() or cluster.closed):
+                was_serving = self._serving
                 self._observe(cluster)
+                if was_serving and not self._serving:
+                    self._turn_away_pending(cluster)
                 serving(self.name, self.ready)
-                self._stopping.wait(1.0 if self._serving else 0.2)
+                self._stopping.wait(OBSERVE_S if self._serving else OBSERVE_STARTING_S)
         except Exception as exc:  # noqa: BLE001 - a failed deploy is the pool's error, shown by /readyz
             self._fail(exc)
         finally:
@@ -224,6 +230,23 @@ class RayPool(Pool):
             self._settled.set()
         else:
             self._serving = self._serving and deployment.replica_states.get(ReplicaState.RUNNING, 0) > 0
+
+    def _turn_away_pending(self, cluster: Cluster) -> None:
+        """No replica runs any more (its node was lost): the requests waiting for one get their 503 now.
+
+        Ray Serve would hold them until a replica comes back, which may be
+        never; the replica each was sent to, if any, is gone with its node.
+        """
+        with self._lock:
+            pending = list(self._pending)
+        if not pending:
+            return
+        logger.warning("model %s: no Ray replica runs; answering %d waiting requests 503", self.name, len(pending))
+        for future in pending:
+            with suppress(InvalidStateError):
+                future.set_exception(unavailable(f"model {self.name}: no Ray replica runs; retry"))
+        with suppress(RuntimeError):  # the loop closed: nothing left to cancel
+            cluster.loop.call_soon_threadsafe(self._cancel_tasks)
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:

@@ -1,15 +1,16 @@
-"""A one-node Ray cluster for tests: loopback only, its own temp dir, and stopped by process id.
+"""Ray clusters for tests: a head and nodes that join it, loopback only, each with its own temp dir, stopped by pid.
 
 ``ray stop`` would end every Ray process on the host by name, including
 clusters that are not the test's. Instead a process belongs to this
 cluster when it carries a marker in its environment (Ray's processes
 inherit ``ray start``'s) or holds a file under the cluster's temp dir (the
 agents overwrite their environment with their process title), and
-:meth:`RayHead.stop` signals exactly those, in ``ray stop``'s order.
+:meth:`RayNode.stop` signals exactly those, in ``ray stop``'s order.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -25,37 +26,61 @@ from .servers import ROOT, free_port
 
 LOOPBACK = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 """Keep Ray on 127.0.0.1 (its default is the host's outward address) and off any token left in ~/.ray."""
+HEALTH_CHECKS = {
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_timeout_ms": "500",
+    "RAY_health_check_failure_threshold": "3",
+}
+"""A head's checks of its nodes, as deploy/ray/raycluster.yaml sets them: a node is lost after 1.5 s of silence."""
 
 
-class RayHead:
-    """``ray start --head`` on a free loopback port; ``address`` is what web workers connect to."""
+class RayNode:
+    """``ray start`` on loopback: with no ``head``, a head on a free port (``address`` is what web workers
+    connect to); else a node that joins ``head``, with ``resources`` of its own."""
 
-    def __init__(self, env: dict[str, str], num_cpus: int = 4) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        num_cpus: int = 4,
+        head: RayNode | None = None,
+        resources: dict[str, float] | None = None,
+    ) -> None:
         self.marker = f"UTILSERVE_TEST_RAY={uuid.uuid4().hex}"
         key, _, value = self.marker.partition("=")
         # a short path: Ray's Unix sockets live under it and their names are limited to 107 bytes
         self.temp_dir = Path(tempfile.mkdtemp(prefix="usr-", dir="/tmp"))
-        self.address = f"127.0.0.1:{free_port()}"
+        self.address = head.address if head is not None else f"127.0.0.1:{free_port()}"
+        self.head = head
         self.num_cpus = num_cpus
+        self.resources = resources or {}
         self.env = {**os.environ, **LOOPBACK, "PYTHONPATH": str(ROOT), **env, key: value}
 
-    def start(self, timeout: float = 120.0) -> RayHead:
+    def start(self, timeout: float = 120.0) -> RayNode:
         ports = {
-            "--port": self.address.rpartition(":")[2],
-            "--ray-client-server-port": str(free_port()),
-            "--dashboard-port": str(free_port()),
             "--dashboard-agent-listen-port": str(free_port()),
+            "--dashboard-agent-grpc-port": str(free_port()),
+            "--runtime-env-agent-port": str(free_port()),
+            "--metrics-export-port": str(free_port()),
         }
+        if self.head is None:
+            role = ["--head", "--include-dashboard=false"]
+            ports |= {
+                "--port": self.address.rpartition(":")[2],
+                "--ray-client-server-port": str(free_port()),
+                "--dashboard-port": str(free_port()),
+            }
+        else:
+            role = [f"--address={self.address}"]
         argv = [
             sys.executable,
             "-m",
             "ray.scripts.scripts",
             "start",
-            "--head",
+            *role,
             "--node-ip-address=127.0.0.1",
             f"--num-cpus={self.num_cpus}",
+            f"--resources={json.dumps(self.resources)}",
             "--disable-usage-stats",
-            "--include-dashboard=false",
             f"--temp-dir={self.temp_dir}",
             *(f"{flag}={value}" for flag, value in ports.items()),
         ]
@@ -65,6 +90,11 @@ class RayHead:
             self.stop()
             raise RuntimeError(f"ray start failed:\n{exc.stdout}\n{exc.stderr}") from exc
         return self
+
+    def raylet(self) -> int:
+        """The pid of this node's raylet."""
+        (pid,) = [pid for pid in self.pids() if _name(pid) == "raylet"]
+        return pid
 
     def pids(self) -> list[int]:
         """Live processes of this cluster; zombies have neither environment nor files left."""
