@@ -155,13 +155,7 @@ class RayPool(Pool):
         end = time.monotonic() + timeout
         if pending:
             wait_for(pending, timeout)
-        cluster = self._cluster
-        if cluster is not None:
-            with suppress(RuntimeError):  # the loop closed: nothing left to cancel
-                cluster.loop.call_soon_threadsafe(self._cancel_tasks)
-        for future in pending:
-            with suppress(InvalidStateError):
-                future.set_exception(shutting_down(self.name))
+        self._end(pending, partial(shutting_down, self.name))
         self._stopping.set()
         self._settled.set()
         if self._started:
@@ -184,7 +178,7 @@ class RayPool(Pool):
                 was_serving = self._serving
                 self._observe(cluster)
                 if was_serving and not self._serving:
-                    self._turn_away_pending(cluster)
+                    self._turn_away_pending()
                 serving(self.name, self.ready)
                 self._stopping.wait(OBSERVE_S if self._serving else OBSERVE_STARTING_S)
         except Exception as exc:  # noqa: BLE001 - a failed deploy is the pool's error, shown by /readyz
@@ -231,7 +225,7 @@ class RayPool(Pool):
         else:
             self._serving = self._serving and deployment.replica_states.get(ReplicaState.RUNNING, 0) > 0
 
-    def _turn_away_pending(self, cluster: Cluster) -> None:
+    def _turn_away_pending(self) -> None:
         """No replica runs any more (its node was lost): the requests waiting for one get their 503 now.
 
         Ray Serve would hold them until a replica comes back, which may be
@@ -242,11 +236,17 @@ class RayPool(Pool):
         if not pending:
             return
         logger.warning("model %s: no Ray replica runs; answering %d waiting requests 503", self.name, len(pending))
+        self._end(pending, partial(unavailable, f"model {self.name}: no Ray replica runs; retry"))
+
+    def _end(self, pending: list[Future[Any]], error: Callable[[], HTTPError]) -> None:
+        """Answer the ``pending`` requests that have no answer yet with a new ``error()`` each; cancel their calls."""
         for future in pending:
-            with suppress(InvalidStateError):
-                future.set_exception(unavailable(f"model {self.name}: no Ray replica runs; retry"))
-        with suppress(RuntimeError):  # the loop closed: nothing left to cancel
-            cluster.loop.call_soon_threadsafe(self._cancel_tasks)
+            with suppress(InvalidStateError):  # answered meanwhile
+                future.set_exception(error())
+        cluster = self._cluster
+        if cluster is not None:
+            with suppress(RuntimeError):  # the loop closed: nothing left to cancel
+                cluster.loop.call_soon_threadsafe(self._cancel_tasks)
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
