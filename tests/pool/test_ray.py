@@ -115,8 +115,9 @@ class Toy(Model):
 
 
 def test_model_settings_and_ray_options_become_deployment_options() -> None:
+    backoff = ray_replica.ROUTER_BACKOFF
     defaults = {"num_replicas": 3, "max_ongoing_requests": 32, "max_queued_requests": 64}
-    assert ray_replica.deployment_options(Toy, 3) == defaults
+    assert ray_replica.deployment_options(Toy, 3) == {**defaults, "request_router_config": backoff}
 
     class Scaled(Toy):
         ray_options = {
@@ -130,6 +131,7 @@ def test_model_settings_and_ray_options_become_deployment_options() -> None:
         "autoscaling_config": {"min_replicas": 1, "max_replicas": 4},
         "max_ongoing_requests": 16,
         "max_queued_requests": 64,
+        "request_router_config": backoff,
     }
 
 
@@ -146,6 +148,39 @@ def test_ray_options_that_would_break_batching_or_naming_are_refused() -> None:
         ray_replica.deployment_options(Renamed, 1)
     with pytest.raises(TypeError, match="ray_options must be a dict"):
         type("Listed", (Toy,), {"ray_options": [("num_replicas", 2)]})
+
+
+def test_serve_details_read_as_plain_states() -> None:
+    """The dict behind ``serve.status()``, with Ray's enums or with their values as its REST API sends them."""
+    from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
+
+    details = {
+        "applications": {
+            "tests.Doubler": {
+                "status": ApplicationStatus.RUNNING,
+                "deployments": {
+                    "Doubler": {
+                        "status": DeploymentStatus.UNHEALTHY,
+                        "message": "a replica's node died",
+                        "replicas": [{"state": ReplicaState.RUNNING}, {"state": ReplicaState.STARTING}],
+                    }
+                },
+            },
+            "tests.Failing": {
+                "status": "DEPLOY_FAILED",
+                "deployments": {"Failing": {"status": "DEPLOY_FAILED", "message": None, "replicas": []}},
+            },
+        }
+    }
+    found = ray_cluster.applications(details)
+    doubler, failing = found["tests.Doubler"], found["tests.Failing"]
+    assert doubler.status == ApplicationStatus.RUNNING
+    assert doubler.deployments["Doubler"] == ray_cluster.DeploymentState(
+        DeploymentStatus.UNHEALTHY, "a replica's node died", running=1
+    )
+    assert failing.status == ApplicationStatus.DEPLOY_FAILED
+    assert failing.deployments["Failing"] == ray_cluster.DeploymentState(DeploymentStatus.DEPLOY_FAILED, "", 0)
+    assert ray_cluster.applications({}) == {}
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)

@@ -18,19 +18,62 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ray
-from ray import serve
 from ray._private import ray_constants
-from ray.serve.schema import ServeStatus
+from ray.serve.context import _get_global_client
+from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
 
 ADDRESS_ENV = "UTILSERVE_RAY_ADDRESS"
 """``host:port`` of the cluster's head (``ray start --head``); unset: Ray's own default."""
 
 logger = logging.getLogger("utilserve.pool")
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """What a pool needs of one deployment's state: Serve's status, its message, and how many replicas run."""
+
+    status: DeploymentStatus
+    message: str
+    running: int
+
+
+@dataclass(frozen=True)
+class ApplicationState:
+    """One Serve application's status and its deployments by name."""
+
+    status: ApplicationStatus
+    deployments: dict[str, DeploymentState]
+
+
+def applications(details: Mapping[str, Any]) -> dict[str, ApplicationState]:
+    """The applications of Serve's instance details (the dict behind ``serve.status()``, as Ray's REST API
+    gives it), read as plain data.
+
+    ``serve.status()`` parses the same dict into pydantic models first,
+    pickling each deployment's request router on the way: an order of
+    magnitude more CPU, on the GIL, in a process that serves requests.
+    """
+    return {
+        name: ApplicationState(
+            ApplicationStatus(app["status"]),
+            {
+                deployment_name: DeploymentState(
+                    DeploymentStatus(deployment["status"]),
+                    deployment.get("message") or "",
+                    sum(replica["state"] == ReplicaState.RUNNING for replica in deployment.get("replicas", ())),
+                )
+                for deployment_name, deployment in app.get("deployments", {}).items()
+            },
+        )
+        for name, app in details.get("applications", {}).items()
+    }
 
 
 class Cluster:
@@ -50,20 +93,21 @@ class Cluster:
         self.users = 0
         self.closed = False
         self.control = threading.RLock()
-        self._status: ServeStatus | None = None
-        self._status_at = 0.0
+        self._applications: dict[str, ApplicationState] | None = None
+        self._read_at = 0.0
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="utilserve-ray-loop", daemon=True)
         self._thread.start()
 
-    def status(self, max_age: float = 0.2) -> ServeStatus:
-        """``serve.status()``, read at most every ``max_age`` seconds for all the pools of the process."""
+    def applications(self, max_age: float = 0.2) -> dict[str, ApplicationState]:
+        """Serve's applications by name, read at most every ``max_age`` seconds for all the pools of the process."""
         with self.control:
             self.check_open()
-            if self._status is None or time.monotonic() - self._status_at >= max_age:
-                self._status = serve.status()
-                self._status_at = time.monotonic()
-            return self._status
+            if self._applications is None or time.monotonic() - self._read_at >= max_age:
+                client = _get_global_client(raise_if_no_controller_running=False)
+                self._applications = {} if client is None else applications(client.get_serve_details())
+                self._read_at = time.monotonic()
+            return self._applications
 
     def check_open(self) -> None:
         """Raise once closed; call with ``control`` held, before any Ray Serve call."""
@@ -135,7 +179,9 @@ def _connect() -> Cluster:
     """``ray.init`` at ``UTILSERVE_RAY_ADDRESS``, else at Ray's default address.
 
     Ray's default is the cluster that ``ray start`` joined on this host,
-    else a new local one owned by this process (for development).
+    else a new local one owned by this process (for development), started
+    without the dashboard: its processes would take CPU from the server
+    and the model on the same host (``ray start --head`` gives one).
 
     A connection the application made itself is used as it is and left open.
     """
@@ -145,7 +191,7 @@ def _connect() -> Cluster:
         # Ray's crash handler would take SIGTERM from the web server and abort the process; the server's own
         # handler must keep it, to drain requests and run the shutdown hooks.
         ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         logger.info("connected to Ray at %s", address or "its default address")
     cluster = Cluster(address, disconnect=connected_here)
     atexit.register(cluster.close)

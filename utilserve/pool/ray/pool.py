@@ -37,7 +37,7 @@ from ray import exceptions as ray_errors
 from ray import serve
 from ray.serve import exceptions as serve_errors
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
-from ray.serve.schema import ApplicationStatus, DeploymentStatus, ReplicaState
+from ray.serve.schema import ApplicationStatus, DeploymentStatus
 
 from ...errors import HTTPError, unavailable
 from ...telemetry.context import Origin
@@ -199,7 +199,7 @@ class RayPool(Pool):
             cluster.check_open()
             with suppress(ray_errors.ActorAlreadyExistsError):  # another host started Serve first
                 serve.start(proxy_location="Disabled")
-            found = cluster.status(max_age=0).applications.get(self.app_name)
+            found = cluster.applications(max_age=0).get(self.app_name)
             if found is None or found.status == ApplicationStatus.DEPLOY_FAILED:
                 logger.info("model %s: deploying Ray Serve application %s", self.name, self.app_name)
                 app = application(self.model_cls, self.name, self.deployment_options)
@@ -208,7 +208,7 @@ class RayPool(Pool):
 
     def _observe(self, cluster: Cluster) -> None:
         try:
-            app = cluster.status().applications.get(self.app_name)
+            app = cluster.applications().get(self.app_name)
         except Exception as exc:  # noqa: BLE001 - an unreadable status means not ready, not a dead pool
             logger.warning("model %s: cannot read Ray Serve status: %s", self.name, exc)
             self._serving = False
@@ -223,7 +223,7 @@ class RayPool(Pool):
             self._serving = True
             self._settled.set()
         else:
-            self._serving = self._serving and deployment.replica_states.get(ReplicaState.RUNNING, 0) > 0
+            self._serving = self._serving and deployment.running > 0
 
     def _turn_away_pending(self) -> None:
         """No replica runs any more (its node was lost): the requests waiting for one get their 503 now.

@@ -135,6 +135,15 @@ class Steps:
         self._thread.join(self.STOP_WAIT_S)
 
 
+ROUTER_BACKOFF = {"initial_backoff_s": 0.001, "backoff_multiplier": 2.0, "max_backoff_s": 0.01}
+"""How the caller's Ray router retries while every replica is full: at most a batch's worth of 10 ms apart.
+
+Ray's own default grows to 0.5 s, so with more requests waiting than the
+replicas hold, each batch that ends leaves room that nobody takes for up
+to half a second.
+"""
+
+
 def deployment_options(model_cls: type[Model], workers: int) -> dict[str, Any]:
     """Ray Serve options from the Model's settings, with its ``ray_options`` on top, unchanged.
 
@@ -152,6 +161,7 @@ def deployment_options(model_cls: type[Model], workers: int) -> dict[str, Any]:
     options: dict[str, Any] = {
         "max_ongoing_requests": 2 * model_cls.max_batch_size,
         "max_queued_requests": model_cls.max_queue,
+        "request_router_config": dict(ROUTER_BACKOFF),
     }
     if "autoscaling_config" not in extra:
         options["num_replicas"] = workers
