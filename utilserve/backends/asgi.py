@@ -1,16 +1,18 @@
 """An ASGI request's incoming messages: its body for the core, and the moment its client goes away.
 
 ASGI servers do not stop an app whose client has gone: they only say so
-with ``http.disconnect``, to an app that is reading ``receive()``. One task
-per request reads it for the rest of the exchange, once the request has
-run :data:`WATCH_AFTER_S` or reads its body. Body messages wait in a
-one-message queue for the core to read them (so a large body is still
-read as the core asks for it). A disconnect before the body's end fails
-the body's reading (the core's 400, which a client that only stopped
-sending still reads); after it, it cancels the request's own task while
-the response has not started (an item queued for a model leaves the
-queue), and is reported to a response being streamed through
-the event :meth:`Incoming.listen` returns (its generator closes).
+with ``http.disconnect``, to an app that is reading ``receive()``. The
+request's own task reads its body from ``receive()`` as the core asks for
+it; a disconnect before the body's end fails that reading (the core's
+400, which a client that only stopped sending still reads). One task per
+request reads ``receive()`` for the rest of the exchange, once the
+request has run :data:`WATCH_AFTER_S` since it began or since its body
+ended, or once a response streams. A disconnect it reads cancels the
+request's task while the response has not started (an item queued for a
+model leaves the queue), and is reported to a response being streamed
+through the event :meth:`Incoming.listen` returns (its generator closes).
+Body messages that reach that task before the core reads them wait in a
+one-message queue.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Incoming:
         self._request: asyncio.Task[Any] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._body_read = False
         self.responding = False
         """Set once the response has started: from then on a disconnect no longer cancels the request's task."""
 
@@ -55,8 +58,8 @@ class Incoming:
         client could be seen to leave: they never pay for a reader. A
         request's body, and a streamed response, start it at once. A client
         that sent ``Expect: 100-continue`` waits to be asked for its body,
-        and a server asks at the first ``receive()``: then reading starts
-        with the body's, so a request refused before it (404, 413) never
+        and a server asks at the first ``receive()``: then watching starts
+        after the body, so a request refused before it (404, 413) never
         asks.
         """
         loop = running_loop()
@@ -64,11 +67,16 @@ class Incoming:
         if not expects_continue:
             self._timer = loop.call_later(WATCH_AFTER_S, self.listen)
 
+    def _watch_later(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = running_loop().call_later(WATCH_AFTER_S, self.listen)
+
     def listen(self) -> asyncio.Event:
         """Read from now on; the event is set as the client leaves."""
         if self._reader is None:
             self._messages, self._gone = asyncio.Queue(1), asyncio.Event()
-            self._reader = asyncio.ensure_future(self._read(self._messages, self._gone))
+            self._reader = asyncio.ensure_future(self._read(self._messages, self._gone, self._body_read))
         assert self._gone is not None
         return self._gone
 
@@ -84,19 +92,26 @@ class Incoming:
         return self._gone is not None and self._gone.is_set() and not self.responding
 
     async def body(self) -> AsyncIterator[bytes]:
-        """The request body, as the server hands it over."""
-        self.listen()
-        assert self._messages is not None
+        """The request body, as the server hands it over: read on this task, or from the watching task's queue."""
+        if self._reader is not None:
+            assert self._messages is not None
+            receive: Receive = self._messages.get
+        else:
+            if self._timer is not None:
+                self._timer.cancel()  # one reader of receive() at a time: this task, until the body's end
+            receive = self._receive
         while True:
-            message = await self._messages.get()
+            message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientGone()
             yield message.get("body", b"")
             if not message.get("more_body", False):
-                return
+                break
+        self._body_read = True
+        if self._reader is None:
+            self._watch_later()
 
-    async def _read(self, messages: asyncio.Queue[Message], gone: asyncio.Event) -> None:
-        received = False
+    async def _read(self, messages: asyncio.Queue[Message], gone: asyncio.Event, received: bool) -> None:
         while True:
             try:
                 message = await self._receive()
