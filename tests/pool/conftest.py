@@ -11,6 +11,7 @@ from prometheus_client import values as prometheus_values
 from utilserve import Model, ModelHandle
 from utilserve.pool.process import ProcessPool
 from utilserve.telemetry import metrics
+from utilserve.telemetry.tally import tally
 
 from ..support.processes import WAIT_S, Processes
 
@@ -47,13 +48,16 @@ def metrics_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
     Metric values bind to their directory's files when first made, so the
     test process drops the ones it made before, and again after the test.
+    Counts not yet written go to the directory they were counted in first.
     """
     directory = tmp_path / "metrics"
     directory.mkdir()
+    tally.write()
     monkeypatch.setenv(metrics.MULTIPROC_DIR, str(directory))
     monkeypatch.delenv(metrics.SWITCH, raising=False)
     _fresh_metric_values()
     yield directory
+    tally.write()
     _fresh_metric_values()
 
 

@@ -25,6 +25,7 @@ from utilserve.pool.process import ProcessPool
 from utilserve.telemetry import context
 from utilserve.telemetry.context import Origin
 from utilserve.telemetry.metrics import exposition
+from utilserve.telemetry.tally import tally
 
 from ..support.models.log import events
 from ..support.models.process import Echo, Item, Narrow
@@ -36,7 +37,9 @@ BATCH_LINE = re.compile(r"model (\S+): batch of (\d+): (.*)$")
 
 
 def metric(sample: str, **labels: str) -> float:
-    """The value of one sample in ``/metrics`` now (0 when absent)."""
+    """The value of one sample in ``/metrics`` now (0 when absent), with this process's counts written first, as
+    the endpoint writes them."""
+    tally.write()
     body, _ = exposition()
     for family in text_string_to_metric_families(body.decode()):
         for found in family.samples:
@@ -107,7 +110,7 @@ def test_metrics_add_up_to_the_items_served(
         "utilserve_model_batch_size_count", model=handle.name
     )
     assert items(handle.name, "ok") == 20
-    assert metric("utilserve_model_queue_size", model=handle.name) == 0
+    wait_until(lambda: metric("utilserve_model_queue_size", model=handle.name) == 0, "the queue written empty")
     handle.stop(WAIT_S)
     assert metric("utilserve_model_ready", model=handle.name) == 0
 

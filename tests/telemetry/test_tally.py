@@ -122,6 +122,42 @@ def test_a_tally_that_writes_each_request_has_it_in_the_files_as_it_ends(tmp_pat
     assert 'utilserve_requests_total{method="GET",route="/items/{id}",status="200"} 1.0' in str(body), body
 
 
+ITEMS = """
+import json
+from utilserve.telemetry import metrics, tally as tally_module
+from utilserve.telemetry.tally import RequestTally
+
+tally_module.WRITE_EVERY_S = 3600  # only this script's own writes, however slow the machine
+
+def scrape():
+    body, _ = metrics.exposition()
+    return [line for line in body.decode().splitlines() if line.startswith("utilserve_model_")]
+
+tally = RequestTally()
+for outcome in ("ok", "ok", "rejected"):
+    tally.item_ended("Echo", outcome)
+tally.queued("Echo", 3)
+tally.queued("Echo", -1)
+before = scrape()
+tally.write()
+written = scrape()
+tally.queued("Echo", -2)
+tally.item_ended("Echo", "ok")
+tally.write()
+print(json.dumps([before, written, scrape()]))
+"""
+
+
+def test_item_outcomes_and_queue_sizes_reach_the_metrics_files_when_written(tmp_path: Path) -> None:
+    before, written, later = run(ITEMS, tmp_path)  # type: ignore[misc]  # a triple, from the script
+    assert before == []
+    assert 'utilserve_model_items_total{model="Echo",outcome="ok"} 2.0' in written, written
+    assert 'utilserve_model_items_total{model="Echo",outcome="rejected"} 1.0' in written, written
+    assert 'utilserve_model_queue_size{model="Echo"} 2.0' in written, written
+    assert 'utilserve_model_items_total{model="Echo",outcome="ok"} 3.0' in later, later
+    assert 'utilserve_model_queue_size{model="Echo"} 0.0' in later, later
+
+
 FORK_WHILE_COUNTING = """
 import os, threading
 from utilserve.telemetry.tally import tally

@@ -51,7 +51,8 @@ from typing import Any
 
 from ..errors import HTTPError, unavailable
 from ..telemetry.context import Origin
-from ..telemetry.metrics import metrics, on
+from ..telemetry.metrics import on
+from ..telemetry.tally import tally
 
 
 @dataclass(eq=False, slots=True)
@@ -73,7 +74,7 @@ class Batcher:
     hook is the future itself: ``future.cancel()`` (a client that went away,
     or ``asyncio`` cancelling a wrapped future) takes a queued item out at
     once, freeing its slot; once a worker took it, cancel returns False.
-    The ``queue_size`` metric follows the queue.
+    The ``queue_size`` metric follows the queue, written by the process's tally a moment later.
     """
 
     def __init__(
@@ -97,7 +98,7 @@ class Batcher:
         self._gather_since = self._free_since
         self._last_size = 0
         self._closed: HTTPError | None = None
-        self._queue_size = metrics().queue_size.labels(name) if on() else None
+        self._count_queue = on()
 
     def submit(self, payload: Any, deadline: float, origin: Origin | None = None) -> Future[Any]:
         """Queue ``payload``; raise a 503 at once when the queue is full or closed."""
@@ -262,5 +263,5 @@ class Batcher:
 
     def _queued(self, change: int) -> None:
         """With the lock held: the queue grew or shrank by ``change``."""
-        if self._queue_size is not None and change:
-            self._queue_size.inc(change)
+        if self._count_queue and change:
+            tally.queued(self.name, change)

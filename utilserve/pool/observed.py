@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from ..errors import HTTPError
-from ..telemetry.metrics import record
+from ..telemetry.metrics import on, record
+from ..telemetry.tally import tally
 
 OK = "ok"
 ERROR = "error"
@@ -21,7 +22,8 @@ CANCELLED = "cancelled"
 
 def ended(model: str, outcome: str) -> None:
     """Count one item of ``model`` that ended as ``outcome`` (one of ``ITEM_OUTCOMES``)."""
-    record(lambda m: m.items.labels(model, outcome).inc())
+    if on():
+        tally.item_ended(model, outcome)
 
 
 def outcome_of(exc: BaseException) -> str:

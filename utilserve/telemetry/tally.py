@@ -1,18 +1,20 @@
-"""This process's request metrics, counted in plain numbers and written to the metrics files a moment later.
+"""This process's request and item metrics, counted in plain numbers and written to the metrics files a moment later.
 
 A Prometheus value in multiprocess mode is a locked write to a memory-mapped
 file, and each request would touch five of them (its count, its duration's
-sum and bucket, the in-progress gauge up and down), which costs more than
-the rest of utilserve's request path. So each process counts its requests
+sum and bucket, the in-progress gauge up and down), and each model item
+three more (the queue's size up and down, the item's outcome), which costs
+more than the rest of utilserve's request path. So each process counts
 under one lock and writes the sums every :data:`WRITE_EVERY_S`, before a
 scrape that it answers, and at the service's stop. A scrape answered by
-another process shows the last moment of this one's requests late; a
+another process shows the last moment of this one's counts late; a
 process killed outright (SIGKILL, out of memory) loses that moment.
 
-Under uWSGI each request is written as it ends: a worker recycled while
-another of its threads is in a request (``max-requests``, ``reload-on-rss``)
-exits with no Python exit handlers at all, so no stop could write that
-moment. The pools' metrics, once per batch, are written as they happen.
+Under uWSGI each request and item is written as it ends: a worker recycled
+while another of its threads is in a request (``max-requests``,
+``reload-on-rss``) exits with no Python exit handlers at all, so no stop
+could write that moment. The pools' batch metrics, once per batch, are
+written as they happen.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class RequestTally:
         self._counts: dict[tuple[str, str, int], int] = {}
         self._durations: dict[tuple[str, str], Durations] = {}
         self._in_progress = 0
+        self._items: dict[tuple[str, str], int] = {}
+        self._queued: dict[str, int] = {}
 
     def started(self) -> None:
         with self._lock:
@@ -74,6 +78,23 @@ class RequestTally:
         if self._write_each:
             self.write()
 
+    def item_ended(self, model: str, outcome: str) -> None:
+        """One item of ``model`` ended as ``outcome`` (see ``pool.observed``)."""
+        with self._lock:
+            if self._pid != current_pid():
+                self._start_here()
+            key = (model, outcome)
+            self._items[key] = self._items.get(key, 0) + 1
+        if self._write_each:
+            self.write()
+
+    def queued(self, model: str, change: int) -> None:
+        """The queue of ``model`` in this process grew or shrank by ``change``."""
+        with self._lock:
+            if self._pid != current_pid():
+                self._start_here()
+            self._queued[model] = self._queued.get(model, 0) + change
+
     def left(self) -> None:
         """A request that ended with no answer (an exception raised through): under way no more, and not counted."""
         with self._lock:
@@ -87,13 +108,18 @@ class RequestTally:
                 if self._pid != current_pid():
                     return
                 counts, durations, in_progress = self._counts, self._durations, self._in_progress
-                self._counts, self._durations = {}, {}
+                items, queued = self._items, dict(self._queued)
+                self._counts, self._durations, self._items = {}, {}, {}
             recorded = metrics.metrics()
             for (method, route, status), count in counts.items():
                 recorded.requests.labels(method, route, str(status)).inc(count)
             for (method, route), sums in durations.items():
                 metrics.add_observations(recorded.request_duration.labels(method, route), sums[0], sums[1:])
             recorded.requests_in_progress.set(in_progress)
+            for (model, outcome), count in items.items():
+                recorded.items.labels(model, outcome).inc(count)
+            for model, size in queued.items():
+                recorded.queue_size.labels(model).set(size)
 
     def forked(self) -> None:
         """In a forked child: new locks, as the fork may have copied one held by a thread that is gone."""
@@ -103,6 +129,7 @@ class RequestTally:
     def _start_here(self) -> None:
         self._pid = current_pid()
         self._counts, self._durations, self._in_progress = {}, {}, 0
+        self._items, self._queued = {}, {}
         start_without_signals(threading.Thread(target=self._write_every, name="utilserve-metrics", daemon=True))
 
     def _write_every(self) -> None:
