@@ -37,11 +37,12 @@ Durations = list[float]
 
 
 class RequestTally:
-    """Counts each answered request, and the requests under way; :meth:`write` hands them to prometheus_client.
+    """Counts answered requests, requests under way, items by outcome and queued items; :meth:`write` hands them
+    to prometheus_client.
 
     A forked process starts with none of its parent's counts (the parent
     writes them) and a writer thread of its own. ``write_each`` writes each
-    request as it ends, where a process may exit without a stop.
+    request and item as it ends, where a process may exit without a stop.
     """
 
     def __init__(self, write_each: bool = False) -> None:
