@@ -62,10 +62,9 @@ class Incoming:
         after the body, so a request refused before it (404, 413) never
         asks.
         """
-        loop = running_loop()
-        self._request = asyncio.current_task(loop)
+        self._request = asyncio.current_task(running_loop())
         if not expects_continue:
-            self._timer = loop.call_later(WATCH_AFTER_S, self.listen)
+            self._watch_later()
 
     def _watch_later(self) -> None:
         if self._timer is not None:

@@ -58,15 +58,13 @@ class RequestTally:
 
     def started(self) -> None:
         with self._lock:
-            if self._pid != current_pid():
-                self._start_here()
+            self._here()
             self._in_progress += 1
 
     def finished(self, method: str, route: str, status: int, seconds: float) -> None:
         bucket = bisect.bisect_left(metrics.DURATION_BUCKETS, seconds) + 1
         with self._lock:
-            if self._pid != current_pid():
-                self._start_here()
+            if self._here():
                 self._in_progress += 1
             self._in_progress -= 1
             key = (method, route, status)
@@ -82,8 +80,7 @@ class RequestTally:
     def item_ended(self, model: str, outcome: str) -> None:
         """One item of ``model`` ended as ``outcome`` (see ``pool.observed``)."""
         with self._lock:
-            if self._pid != current_pid():
-                self._start_here()
+            self._here()
             key = (model, outcome)
             self._items[key] = self._items.get(key, 0) + 1
         if self._write_each:
@@ -92,8 +89,7 @@ class RequestTally:
     def queued(self, model: str, change: int) -> None:
         """The queue of ``model`` in this process grew or shrank by ``change``."""
         with self._lock:
-            if self._pid != current_pid():
-                self._start_here()
+            self._here()
             self._queued[model] = self._queued.get(model, 0) + change
 
     def left(self) -> None:
@@ -127,11 +123,16 @@ class RequestTally:
         self._lock = threading.Lock()
         self._writing = threading.Lock()
 
-    def _start_here(self) -> None:
+    def _here(self) -> bool:
+        """With the lock held: count in this process, starting afresh with a writer of its own in a new one (then
+        True)."""
+        if self._pid == current_pid():
+            return False
         self._pid = current_pid()
         self._counts, self._durations, self._in_progress = {}, {}, 0
         self._items, self._queued = {}, {}
         start_without_signals(threading.Thread(target=self._write_every, name="utilserve-metrics", daemon=True))
+        return True
 
     def _write_every(self) -> None:
         pid = current_pid()
