@@ -123,14 +123,14 @@ class Handler:
         except HTTPError as error:
             if error.status == 405:
                 request.route = self.router.template(request.path)
-            return error
+            return error.with_traceback(None)  # kept, its traceback would hold the caller's frame, which holds it
         request.route = endpoint.template
         return endpoint
 
     def _serve(self, request: Request, endpoint: Endpoint | Exception) -> Response:
+        if isinstance(endpoint, Exception):
+            return self._error_response(request, endpoint)  # not raised: its traceback would hold this frame
         try:
-            if isinstance(endpoint, Exception):
-                raise endpoint
             if endpoint.signature.reads_body:
                 request.read_body(self.settings.max_body_size)
             kwargs = endpoint.signature.bind(request)
@@ -147,9 +147,9 @@ class Handler:
             return self._error_response(request, error)
 
     async def _aserve(self, request: Request, endpoint: Endpoint | Exception) -> Response:
+        if isinstance(endpoint, Exception):
+            return self._error_response(request, endpoint)
         try:
-            if isinstance(endpoint, Exception):
-                raise endpoint
             if endpoint.signature.reads_body:
                 await request.aread_body(self.settings.max_body_size)
             kwargs = endpoint.signature.bind(request)

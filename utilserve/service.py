@@ -17,6 +17,7 @@ from .api.builtin import builtin_api, model_endpoint
 from .api.openapi import openapi_document
 from .api.routing import Endpoint, Router, join
 from .backends import Adapter, load_adapter, resolve_backend
+from .collector import settle
 from .concurrency import run_sync
 from .cors import CORS, cors_layer
 from .handler import Handler, Settings
@@ -264,6 +265,7 @@ class Service:
                 await _call(hook)
             for handle in self.models:
                 handle.start()
+            settle()
         except BaseException:  # nothing stays started, so that the next request may try again
             for handle in self.models:
                 handle.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import falcon.asgi
 import pytest
@@ -12,9 +11,8 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request as NativeRequest
 from starlette.responses import Response as NativeResponse
 
+from tests.support.asgi import Message, asgi_scope
 from utilserve import API, Service, api
-
-Message = dict[str, Any]
 
 
 class RootAPI(API):
@@ -28,23 +26,6 @@ class RootAPI(API):
         while True:
             yield "tick\n"
             await asyncio.sleep(0.01)
-
-
-def asgi_scope(method: str, path: str, *headers: tuple[bytes, bytes]) -> Message:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
 
 
 async def leave_once_started(app: Callable[..., Awaitable[None]], path: str) -> list[Message]:

@@ -84,6 +84,7 @@ class Incoming:
             self._timer.cancel()
         if self._reader is not None:
             self._reader.cancel()
+            self._reader = None  # its ended frame holds this object: no cycle to leave to the collector
 
     @property
     def cancelled_request(self) -> bool:

@@ -43,9 +43,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import partial
 from time import monotonic
 from typing import Any
 
@@ -112,7 +110,7 @@ class Batcher:
             self._queued(1)
             self._last_arrival = item.arrived
             self._cond.notify()
-        item.future.add_done_callback(partial(self._drop_cancelled, item))
+        item.future.add_done_callback(self._drop_cancelled)  # not holding the item: no cycle to leave to the collector
         return item.future
 
     @property
@@ -255,11 +253,13 @@ class Batcher:
         for item in expired:
             item.future.set_exception(HTTPError(504, f"model {self.name}: deadline passed while queued"))
 
-    def _drop_cancelled(self, item: Item, future: Future[Any]) -> None:
+    def _drop_cancelled(self, future: Future[Any]) -> None:
         if future.cancelled():
-            with self._cond, suppress(ValueError):
-                self._queue.remove(item)
-                self._queued(-1)
+            with self._cond:
+                queued = next((item for item in self._queue if item.future is future), None)
+                if queued is not None:
+                    self._queue.remove(queued)
+                    self._queued(-1)
 
     def _queued(self, change: int) -> None:
         """With the lock held: the queue grew or shrank by ``change``."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..collector import settle
 from ..concurrency import start_for_user_code
 from ..errors import HTTPError
 from ..telemetry.batches import batch as running
@@ -116,6 +117,7 @@ class ThreadPool(Pool):
         try:
             model = self.model_cls()
             model.setup()
+            settle()
         except Exception as exc:
             logger.error("model %s: setup failed", self.name, exc_info=exc)
             with self._lock:

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 from ray import serve
 
+from ...collector import settle
 from ...concurrency import start_for_user_code
 from ...errors import HTTPError
 from ...telemetry.batches import batch as running
@@ -48,6 +49,7 @@ class Replica:
         self._name = name
         self._model = model_cls()
         self._model.setup()
+        settle()
         self._steps: Steps | None = Steps(self._model, name) if model_cls.streams() else None
         batch = self.predict_batch
         batch.set_max_batch_size(model_cls.max_batch_size)  # type: ignore[attr-defined]  # documented, not typed

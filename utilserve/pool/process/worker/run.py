@@ -17,6 +17,7 @@ import socket
 import sys
 from typing import Any
 
+from ....collector import settle
 from .. import messages
 from ..messages import error_info
 from ..signals import unblock_signals
@@ -42,6 +43,7 @@ def serve(control: socket.socket, listener: socket.socket, spec: ModelSpec, pare
         spin_s = spin_budget()
         model = import_target(spec.target)()
         model.setup()
+        settle()
     except Exception as exc:
         logger.error("model %s: setup failed", spec.name, exc_info=exc)
         send(control, (messages.FAILED, *error_info(exc)))
