@@ -83,8 +83,11 @@ def test_every_scrape_shows_the_totals_of_all_workers_across_recycling(
             if key.startswith("utilserve_requests_total{") and "route=/api/work," in key
         )
 
-    # each worker writes its request counts within WRITE_EVERY_S: a scrape may find the last ones not yet there
-    wait_until(lambda: requests(scrape(server)) >= REQUESTS, "every worker's requests written", 40 * WRITE_EVERY_S)
+    # each worker writes its counts within WRITE_EVERY_S: a scrape may find the last ones not yet there
+    def written(samples: dict[str, float]) -> bool:
+        return requests(samples) >= REQUESTS and samples.get("utilserve_model_batch_size_sum{model=Echo}") == REQUESTS
+
+    wait_until(lambda: written(scrape(server)), "every worker's requests and batches written", 40 * WRITE_EVERY_S)
     for _ in range(8):
         samples = scrape(server)
         assert requests(samples) == REQUESTS, {key: value for key, value in samples.items() if "requests_total" in key}

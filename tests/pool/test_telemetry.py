@@ -104,7 +104,8 @@ def test_metrics_add_up_to_the_items_served(
     assert metric("utilserve_model_ready", model=handle.name) == 1
     with ThreadPoolExecutor(8) as executor:
         list(executor.map(lambda x: handle.predict(Item(x=x)), range(20)))
-    assert metric("utilserve_model_batch_size_sum", model=handle.name) == 20
+    # a process pool's model worker counts its batches and writes them within WRITE_EVERY_S
+    wait_until(lambda: metric("utilserve_model_batch_size_sum", model=handle.name) == 20, "the batches written")
     assert 1 <= metric("utilserve_model_batch_size_count", model=handle.name) <= 20
     assert metric("utilserve_model_batch_duration_seconds_count", model=handle.name) == metric(
         "utilserve_model_batch_size_count", model=handle.name
@@ -186,7 +187,7 @@ def test_a_streaming_models_log_names_the_items_that_join_its_steps(
         text = "\n".join(record.getMessage() for record in caplog.records if record.name == "utilserve.batch")
     assert f"model {handle.name}: 1 joined the steps (1 active): req-stream" in text
     assert items(handle.name, "ok") == 1
-    assert metric("utilserve_model_batch_size_count", model=handle.name) >= 3  # one per step
+    wait_until(lambda: metric("utilserve_model_batch_size_count", model=handle.name) >= 3, "a count per step")
 
 
 def test_a_killed_model_worker_counts_a_restart(

@@ -14,7 +14,8 @@ from contextlib import contextmanager, nullcontext
 from time import perf_counter
 
 from .context import Origin
-from .metrics import Metrics, record
+from .metrics import on
+from .tally import tally
 from .tracing import batch_span
 
 logger = logging.getLogger("utilserve.batch")
@@ -27,7 +28,7 @@ NO_ID = "-"
 def batch(
     model: str, origins: Sequence[Origin | None], joined: Sequence[Origin | None] | None = None
 ) -> Iterator[None]:
-    """Run one batch of ``model`` (the body) for items of ``origins``: log it, trace it, record its size and duration.
+    """Run one batch of ``model`` (the body) for items of ``origins``: log it, trace it, count its size and duration.
 
     A one-shot batch leaves ``joined`` out: all its items are new, and the
     line and the span name them all. A streaming model's step passes the
@@ -47,14 +48,9 @@ def batch(
         with span:
             yield
     finally:
-        took = perf_counter() - started
-        record(lambda m: _observe(m, model, len(origins), took))
+        if on():
+            tally.batch_ended(model, len(origins), perf_counter() - started)
 
 
 def request_ids(origins: Sequence[Origin | None]) -> str:
     return " ".join(NO_ID if origin is None else origin.request_id for origin in origins)
-
-
-def _observe(metrics: Metrics, model: str, size: int, took: float) -> None:
-    metrics.batch_size.labels(model).observe(size)
-    metrics.batch_duration.labels(model).observe(took)

@@ -37,7 +37,7 @@ SWITCH = "UTILSERVE_METRICS"
 UNMATCHED_ROUTE = "<unmatched>"
 """The one ``route`` label of every path that matches no endpoint: raw paths never become labels."""
 
-BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, float("inf"))
 DURATION_BUCKETS = Histogram.DEFAULT_BUCKETS
 """Of ``utilserve_request_duration_seconds``: prometheus_client's defaults, the last one ``+Inf``."""
 SCRAPE_TRIES = 3

@@ -2,9 +2,10 @@
 
 A Prometheus value in multiprocess mode is a locked write to a memory-mapped
 file, and each request would touch five of them (its count, its duration's
-sum and bucket, the in-progress gauge up and down), and each model item
-three more (the queue's size up and down, the item's outcome), which costs
-more than the rest of utilserve's request path. So each process counts
+sum and bucket, the in-progress gauge up and down), each model item three
+more (the queue's size up and down, the item's outcome) and each batch four
+(its size's and its duration's sum and bucket), which costs more than the
+rest of utilserve's request path. So each process counts
 under one lock and writes the sums every :data:`WRITE_EVERY_S`, before a
 scrape that it answers, and at the service's stop. A scrape answered by
 another process shows the last moment of this one's counts late; a
@@ -13,8 +14,7 @@ process killed outright (SIGKILL, out of memory) loses that moment.
 Under uWSGI each request and item is written as it ends: a worker recycled
 while another of its threads is in a request (``max-requests``,
 ``reload-on-rss``) exits with no Python exit handlers at all, so no stop
-could write that moment. The pools' batch metrics, once per batch, are
-written as they happen.
+could write that moment.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 from ..concurrency import current_pid, start_without_signals
 from . import metrics
@@ -32,13 +34,14 @@ from . import metrics
 WRITE_EVERY_S = 0.25
 logger = logging.getLogger("utilserve")
 
-Durations = list[float]
-"""The seconds summed, then the count of each bucket of ``metrics.DURATION_BUCKETS``."""
+Key = TypeVar("Key", bound=Hashable)
+Observed = list[float]
+"""A histogram's observations: their sum, then the count of each of its buckets."""
 
 
 class RequestTally:
-    """Counts answered requests, requests under way, items by outcome and queued items; :meth:`write` hands them
-    to prometheus_client.
+    """Counts answered requests, requests under way, items by outcome, queued items and batches; :meth:`write`
+    hands them to prometheus_client.
 
     A forked process starts with none of its parent's counts (the parent
     writes them) and a writer thread of its own. ``write_each`` writes each
@@ -51,10 +54,12 @@ class RequestTally:
         self._writing = threading.Lock()
         self._pid = 0
         self._counts: dict[tuple[str, str, int], int] = {}
-        self._durations: dict[tuple[str, str], Durations] = {}
+        self._durations: dict[tuple[str, str], Observed] = {}
         self._in_progress = 0
         self._items: dict[tuple[str, str], int] = {}
         self._queued: dict[str, int] = {}
+        self._batch_sizes: dict[str, Observed] = {}
+        self._batch_durations: dict[str, Observed] = {}
 
     def started(self) -> None:
         with self._lock:
@@ -62,18 +67,13 @@ class RequestTally:
             self._in_progress += 1
 
     def finished(self, method: str, route: str, status: int, seconds: float) -> None:
-        bucket = bisect.bisect_left(metrics.DURATION_BUCKETS, seconds) + 1
         with self._lock:
             if self._here():
                 self._in_progress += 1
             self._in_progress -= 1
             key = (method, route, status)
             self._counts[key] = self._counts.get(key, 0) + 1
-            durations = self._durations.get(key[:2])
-            if durations is None:
-                durations = self._durations[key[:2]] = [0.0] * (len(metrics.DURATION_BUCKETS) + 1)
-            durations[0] += seconds
-            durations[bucket] += 1
+            _observe(self._durations, (method, route), seconds, metrics.DURATION_BUCKETS)
         if self._write_each:
             self.write()
 
@@ -92,6 +92,15 @@ class RequestTally:
             self._here()
             self._queued[model] = self._queued.get(model, 0) + change
 
+    def batch_ended(self, model: str, size: int, seconds: float) -> None:
+        """A batch (or a step) of ``size`` items of ``model`` ran for ``seconds``."""
+        with self._lock:
+            self._here()
+            _observe(self._batch_sizes, model, size, metrics.BATCH_SIZES)
+            _observe(self._batch_durations, model, seconds, metrics.DURATION_BUCKETS)
+        if self._write_each:
+            self.write()
+
     def left(self) -> None:
         """A request that ended with no answer (an exception raised through): under way no more, and not counted."""
         with self._lock:
@@ -106,7 +115,9 @@ class RequestTally:
                     return
                 counts, durations, in_progress = self._counts, self._durations, self._in_progress
                 items, queued = self._items, dict(self._queued)
+                batch_sizes, batch_durations = self._batch_sizes, self._batch_durations
                 self._counts, self._durations, self._items = {}, {}, {}
+                self._batch_sizes, self._batch_durations = {}, {}
             recorded = metrics.metrics()
             for (method, route, status), count in counts.items():
                 recorded.requests.labels(method, route, str(status)).inc(count)
@@ -117,6 +128,10 @@ class RequestTally:
                 recorded.items.labels(model, outcome).inc(count)
             for model, size in queued.items():
                 recorded.queue_size.labels(model).set(size)
+            for model, sizes in batch_sizes.items():
+                metrics.add_observations(recorded.batch_size.labels(model), sizes[0], sizes[1:])
+            for model, took in batch_durations.items():
+                metrics.add_observations(recorded.batch_duration.labels(model), took[0], took[1:])
 
     def forked(self) -> None:
         """In a forked child: new locks, as the fork may have copied one held by a thread that is gone."""
@@ -131,6 +146,7 @@ class RequestTally:
         self._pid = current_pid()
         self._counts, self._durations, self._in_progress = {}, {}, 0
         self._items, self._queued = {}, {}
+        self._batch_sizes, self._batch_durations = {}, {}
         start_without_signals(threading.Thread(target=self._write_every, name="utilserve-metrics", daemon=True))
         return True
 
@@ -142,6 +158,15 @@ class RequestTally:
                 self.write()
             except Exception:  # a metrics directory gone or full: say so, and go on counting and writing
                 logger.exception("utilserve could not write the request metrics")
+
+
+def _observe(observed: dict[Key, Observed], key: Key, value: float, bounds: Sequence[float]) -> None:
+    """Add ``value`` to the observations of ``key`` for a histogram of ``bounds`` (its last one ``+Inf``)."""
+    sums = observed.get(key)
+    if sums is None:
+        sums = observed[key] = [0.0] * (len(bounds) + 1)
+    sums[0] += value
+    sums[bisect.bisect_left(bounds, value) + 1] += 1
 
 
 tally = RequestTally(write_each="uwsgi" in sys.modules)

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from ....collector import settle
+from ....telemetry.tally import tally
 from .. import messages
 from ..messages import error_info
 from ..signals import unblock_signals
@@ -57,6 +58,7 @@ def serve(control: socket.socket, listener: socket.socket, spec: ModelSpec, pare
             model.teardown()
         except Exception:
             logger.exception("model %s: teardown failed", spec.name)
+        tally.write()  # the last batches' counts
 
 
 def _left_to_the_supervisor(signum: int, frame: Any) -> None:
