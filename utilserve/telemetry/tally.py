@@ -1,18 +1,19 @@
-"""This process's request and item metrics, counted in plain numbers and written to the metrics files a moment later.
+"""This process's request, item and batch metrics, counted in plain numbers and written to the metrics files a
+moment later.
 
 A Prometheus value in multiprocess mode is a locked write to a memory-mapped
 file, and each request would touch five of them (its count, its duration's
 sum and bucket, the in-progress gauge up and down), each model item three
 more (the queue's size up and down, the item's outcome) and each batch four
 (its size's and its duration's sum and bucket), which costs more than the
-rest of utilserve's request path. So each process counts
-under one lock and writes the sums every :data:`WRITE_EVERY_S`, before a
-scrape that it answers, and at the service's stop. A scrape answered by
+rest of utilserve's request path. So each process counts under one lock
+and writes the sums every :data:`WRITE_EVERY_S`, before a scrape that it
+answers, and at the service's or the model worker's stop. A scrape answered by
 another process shows the last moment of this one's counts late; a
 process killed outright (SIGKILL, out of memory) loses that moment.
 
-Under uWSGI each request and item is written as it ends: a worker recycled
-while another of its threads is in a request (``max-requests``,
+Under uWSGI each request, item and batch is written as it ends: a worker
+recycled while another of its threads is in a request (``max-requests``,
 ``reload-on-rss``) exits with no Python exit handlers at all, so no stop
 could write that moment.
 """
@@ -45,7 +46,7 @@ class RequestTally:
 
     A forked process starts with none of its parent's counts (the parent
     writes them) and a writer thread of its own. ``write_each`` writes each
-    request and item as it ends, where a process may exit without a stop.
+    request, item and batch as it ends, where a process may exit without a stop.
     """
 
     def __init__(self, write_each: bool = False) -> None:
