@@ -117,7 +117,6 @@ class ThreadPool(Pool):
         try:
             model = self.model_cls()
             model.setup()
-            settle()
         except Exception as exc:
             logger.error("model %s: setup failed", self.name, exc_info=exc)
             with self._lock:
@@ -125,8 +124,11 @@ class ThreadPool(Pool):
             self._settled.set()
             return
         with self._lock:
+            last = self._loaded + 1 == len(self._threads)
+            if last:
+                settle()  # once, with every worker's model loaded, before ``ready`` counts the last one
             self._loaded += 1
-            if self._loaded == len(self._threads):
+            if last:
                 serving(self.name, self.ready)
                 self._settled.set()
         try:
