@@ -47,14 +47,14 @@ ROUNDS = 10
 OURS = os.path.dirname(utilserve.__file__) + os.sep
 
 
-def census(app: Any, kind: str, exchanges: dict[str, Exchange]) -> dict[str, dict[str, float]]:
-    """Per exchange: the unreachable objects one request leaves, by type."""
+def census(app: Any, kind: str) -> dict[str, dict[str, float]]:
+    """Per exchange of ``REQUESTS``: the unreachable objects one request leaves, by type."""
     if kind == "wsgi":
-        return {label: _counted(partial(_wsgi, app, *exchange)) for label, exchange in exchanges.items()}
-    return asyncio.run(_asgi_census(app, exchanges))
+        return {label: _counted(partial(_wsgi, app, *exchange)) for label, exchange in REQUESTS.items()}
+    return asyncio.run(_asgi_census(app))
 
 
-async def _asgi_census(app: Any, exchanges: dict[str, Exchange]) -> dict[str, dict[str, float]]:
+async def _asgi_census(app: Any) -> dict[str, dict[str, float]]:
     startup: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     await startup.put({"type": "lifespan.startup"})
     started = asyncio.Event()
@@ -66,7 +66,7 @@ async def _asgi_census(app: Any, exchanges: dict[str, Exchange]) -> dict[str, di
     lifespan = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}}, startup.get, lifespan_send))
     await asyncio.wait({lifespan, asyncio.ensure_future(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
     counts = {}
-    for label, exchange in exchanges.items():
+    for label, exchange in REQUESTS.items():
         await _asgi(app, *exchange)
         with _unreachable() as found:
             for _ in range(ROUNDS):
@@ -160,7 +160,5 @@ async def _asgi(app: Any, method: str, target: str, body: bytes) -> None:
 
 if __name__ == "__main__":
     module, _, attribute = sys.argv[1].partition(":")
-    kind = sys.argv[2]
-    exchanges = REQUESTS if len(sys.argv) < 4 else {label: REQUESTS[label] for label in sys.argv[3].split(",")}
     application = getattr(importlib.import_module(module), attribute)
-    print(json.dumps(census(application, kind, exchanges)))
+    print(json.dumps(census(application, sys.argv[2])))
