@@ -38,6 +38,12 @@ that leaves:
   serve on and the master wait for it forever.
   :func:`exit_at_signal_while_loading`, called as the app is built, ends
   such a worker at that signal instead.
+- **Hold a SIGTERM until the server handles it.** Sanic's worker runs the
+  startup hooks, then opens its socket, and only then sets its own signal
+  handlers: a SIGTERM in between, from its manager, would end it at the
+  default action with no shutdown hooks. :func:`hold_terminate` keeps such
+  a signal and sends it again once the server handles it, which then
+  stops as at any other moment.
 
 Anywhere else (a script, a test, a single-process server) both do nothing.
 """
@@ -129,6 +135,40 @@ def exit_at_signal_while_loading() -> None:
         signal.signal(signum, _exit_while_loading)
     if getattr(master, "interrupt_signal", False):
         _exit_while_loading(signal.SIGTERM, None)
+
+
+class HeldTerminate:
+    """A SIGTERM that nobody handles yet, held from :func:`hold_terminate` until :meth:`release`."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self._active = threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        )
+        if self._active:
+            signal.signal(signal.SIGTERM, self._hold)
+
+    def release(self) -> None:
+        """Let go, and send a held SIGTERM again: to the server's handler by now, or to the default action."""
+        if not self._active:
+            return
+        self._active = False
+        if signal.getsignal(signal.SIGTERM) == self._hold:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self.held:
+            logger.info("a SIGTERM came before the server handled signals: it is sent again now")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        self.held = True
+
+
+def hold_terminate() -> HeldTerminate:
+    """Hold a SIGTERM that would end this process at its default action, until the server handles signals.
+
+    A no-op off the main thread, or where SIGTERM is handled already.
+    """
+    return HeldTerminate()
 
 
 def _exit_while_loading(signum: int, frame: FrameType | None) -> None:

@@ -265,7 +265,6 @@ class Service:
                 await _call(hook)
             for handle in self.models:
                 handle.start()
-            settle()
         except BaseException:  # nothing stays started, so that the next request may try again
             for handle in self.models:
                 handle.stop()
@@ -274,6 +273,7 @@ class Service:
                 self._running = False
                 self._stopped.set()
             raise
+        settle()  # started: a signal that interrupts this leaves the shutdown hooks to the exit
 
     def shutdown(self) -> None:
         """Run the shutdown hooks now, from sync code (also as the process exits)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import re
 import signal
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import pytest
 
 from ..support.cells import CELLS
 from ..support.processes import wait_until
-from ..support.servers import Cell, Server, serve
+from ..support.servers import Cell, Server, free_port, serve
 
 STOPPED_BY_SIGINT = {
     "starlette@uvicorn-no-lifespan": "with --lifespan off, uvicorn ends its process at SIGTERM by raising the signal "
@@ -69,3 +70,41 @@ def test_a_granian_worker_told_to_stop_while_it_loads_the_app_exits_and_its_serv
     events = collections.Counter(line.split()[0] for line in log.read_text().splitlines() if str(loading) in line)
     assert events == {"loading": 1}, log.read_text()
     assert f"shutdown {serving}" in log.read_text()
+
+
+SANIC = [cell for cell in CELLS if cell.backend == "sanic"]
+
+
+@pytest.mark.parametrize("to", ["the group", "the workers"])
+@pytest.mark.parametrize("cell", SANIC, ids=[c.name for c in SANIC])
+def test_a_sanic_worker_told_to_stop_before_it_handles_signals_still_runs_its_shutdown_hooks(
+    cell: Cell, to: str, tmp_path: Path, running: Callable[[Server], Server]
+) -> None:
+    """Sanic sets a worker's signal handlers after the startup hooks: a SIGTERM in between ended it at once.
+
+    The SIGTERM goes to every process of the server, as systemd and
+    ``docker stop`` of a process group send it, or to the workers alone.
+    """
+    log = tmp_path / "hooks.log"
+    env = {"UTILSERVE_BACKEND": cell.backend, **dict(cell.env), "HOOKS_LOG": str(log)}
+    port = free_port()
+    server = Server(cell.command("tests.apps.sanic_signal_window:app", port), port, env)
+    workers = 2
+    running(server.start(probe=lambda: log.exists() and log.read_text().count("window") == workers))
+    pids = {int(pid) for event, pid in (line.split() for line in log.read_text().splitlines()) if event == "window"}
+
+    assert server.process is not None
+    if to == "the group":
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(30)  # a second signal would have Sanic's manager kill its workers
+    else:
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: log.read_text().count("ashutdown") == workers, "the workers' shutdown hooks", timeout=30)
+    server.stop(timeout=30, grace=5)  # what is left of the server exits by itself
+
+    lines = [line.split() for line in log.read_text().splitlines()]
+    for pid in pids:
+        events = [event for event, logged in lines if int(logged) == pid]
+        assert events == ["startup", "astartup", "window", "shutdown", "ashutdown"], (lines, server.output())
+    assert server.killed == [], server.output()

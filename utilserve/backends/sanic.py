@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,9 +17,11 @@ from sanic.response import HTTPResponse
 
 from ..handler import Handler
 from ..http import Request
+from ..lifecycle import HeldTerminate, hold_terminate
 from . import path_text
 
 METHODS = [str(method) for method in HTTP_METHODS]
+RUNNING_POLL_S = 0.01
 
 
 class NativeResponse(HTTPResponse):
@@ -74,15 +77,31 @@ def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, 
 
     app.exception(MethodNotAllowed)(other_method)
 
+    holding: list[HeldTerminate] = []
+    releasing: set[asyncio.Task[None]] = set()
+
     async def start(app: Sanic[Any, Any]) -> None:
+        holding.append(hold_terminate())  # Sanic sets its signal handlers only once its socket is open
         await handler.astart()
+
+    async def started(app: Sanic[Any, Any]) -> None:
+        while holding:
+            releasing.add(asyncio.ensure_future(_release_once_running(app, holding.pop())))
 
     async def stop(app: Sanic[Any, Any]) -> None:
         await handler.astop()
 
     app.before_server_start(start)
+    app.after_server_start(started)
     app.after_server_stop(stop)
     return app
+
+
+async def _release_once_running(app: Sanic[Any, Any], hold: HeldTerminate) -> None:
+    """Send a held SIGTERM again once the worker runs for good: Sanic loses a stop asked for while it starts."""
+    while hold.held and not app.state.is_running:
+        await asyncio.sleep(RUNNING_POLL_S)
+    hold.release()
 
 
 async def _stream(request: SanicRequest, head: HTTPResponse, chunks: AsyncIterator[bytes]) -> None:
