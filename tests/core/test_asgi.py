@@ -92,3 +92,40 @@ def test_a_request_refused_before_its_body_never_asks_a_waiting_client_for_it() 
     scope = asgi_scope("POST", "/api/nowhere", (b"expect", b"100-continue"), (b"content-length", b"2"))
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
     assert sent[0]["status"] == 404 and received == []
+
+
+class Stamp:
+    """A pure ASGI middleware that adds a header to every response."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable[..., Awaitable[Message]], send: Callable) -> None:
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"x-stamp", b"1")]}
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+
+@pytest.mark.parametrize("backend", ["starlette", "fastapi"])
+@pytest.mark.parametrize("stamped", [True, False])
+def test_a_standalone_app_runs_the_middleware_added_to_it_on_utilserves_requests(backend: str, stamped: bool) -> None:
+    """Without middleware, requests skip Starlette's router and error layers; added middleware sees them all."""
+    app = Service(__name__, name="stamped", backend=backend, api=RootAPI, route="/api").application()
+    if stamped:
+        app.add_middleware(Stamp)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    for path in ("/api/nowhere", "/elsewhere"):
+        sent.clear()
+        asyncio.run(asyncio.wait_for(app(asgi_scope("GET", path), receive, send), 10))
+        assert sent[0]["status"] == 404
+        assert ((b"x-stamp", b"1") in sent[0]["headers"]) is stamped

@@ -17,10 +17,4 @@ def application(handler: Handler, native: fastapi.FastAPI | None) -> fastapi.Fas
         return native
     # FastAPI's /docs, /redoc and /openapi.json would sit behind utilserve's catch-all and never
     # answer; utilserve serves its own document at <route>/openapi.json.
-    return fastapi.FastAPI(
-        routes=starlette.routes(handler, standalone=True),
-        lifespan=starlette.lifespan(handler),
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-    )
+    return starlette.standalone(fastapi.FastAPI, handler, openapi_url=None, docs_url=None, redoc_url=None)

@@ -6,11 +6,12 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from ..handler import Handler
 from ..http import Request, Response
@@ -81,10 +82,11 @@ async def _send_chunks(chunks: AsyncIterator[bytes], send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def routes(handler: Handler, standalone: bool) -> list[BaseRoute]:
+def routes(handler: Handler) -> list[BaseRoute]:
+    """utilserve's routes inside a native app: its route's tree and the root paths, or every path."""
     endpoint = Endpoint(handler)
     prefix = handler.settings.route.rstrip("/")
-    if standalone or not prefix:
+    if not prefix:
         return [_route("/{path:path}", endpoint)]
     paths = [prefix, prefix + "/{path:path}", *handler.root_paths]
     return [_route(path, endpoint) for path in paths]
@@ -120,10 +122,44 @@ def lifespan(handler: Handler, inner: Callable[[Any], Any] | None = None) -> Cal
 
 def application(handler: Handler, native: Starlette | None) -> Starlette:
     if native is None:
-        return Starlette(routes=routes(handler, standalone=True), lifespan=lifespan(handler))
-    native.router.routes[:0] = routes(handler, standalone=False)
+        return standalone(Starlette, handler)
+    native.router.routes[:0] = routes(handler)
     native.router.lifespan_context = lifespan(handler, native.router.lifespan_context)
     return native
+
+
+App = TypeVar("App", bound=Starlette)
+
+
+def standalone(kind: Callable[..., App], handler: Handler, **options: Any) -> App:
+    """An app of ``kind`` (Starlette or a subclass) that utilserve's one route serves whole.
+
+    That route takes every path, and utilserve answers every error itself:
+    Starlette's router and error layers would only pass each request
+    through. So, while no middleware is added to the app, its HTTP requests
+    go straight to the route's endpoint; added middleware gets the whole
+    stack, as its layers must see them. Starlette builds that stack at the
+    first request, after which middleware can no longer be added.
+    """
+    endpoint = Endpoint(handler)
+    app = kind(routes=[_route("/{path:path}", endpoint)], lifespan=lifespan(handler), **options)
+    build_stack = app.build_middleware_stack
+
+    def build_direct_stack() -> ASGIApp:
+        stack = build_stack()
+        if app.user_middleware:
+            return stack
+
+        async def direct(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                await endpoint(scope, receive, send)
+            else:
+                await stack(scope, receive, send)
+
+        return direct
+
+    app.build_middleware_stack = build_direct_stack  # type: ignore[method-assign]  # this app's alone
+    return app
 
 
 def run(app: Any, handler: Handler, host: str, port: int) -> None:
