@@ -40,10 +40,11 @@ that leaves:
   such a worker at that signal instead.
 - **Hold a SIGTERM until the server handles it.** Sanic's worker runs the
   startup hooks, then opens its socket, and only then sets its own signal
-  handlers: a SIGTERM in between, from its manager, would end it at the
-  default action with no shutdown hooks. :func:`hold_terminate` keeps such
-  a signal and sends it again once the server handles it, which then
-  stops as at any other moment.
+  handlers: a SIGTERM in between (systemd and ``docker stop`` signal every
+  process of the group) would end it at the default action, with no
+  shutdown hooks. :class:`HeldTerminate` keeps such a signal and sends it
+  again once the server handles it, which then stops as at any other
+  moment.
 
 Anywhere else (a script, a test, a single-process server) both do nothing.
 """
@@ -138,7 +139,11 @@ def exit_at_signal_while_loading() -> None:
 
 
 class HeldTerminate:
-    """A SIGTERM that nobody handles yet, held from :func:`hold_terminate` until :meth:`release`."""
+    """Made as a server starts, holds a SIGTERM that would end this process at its default action;
+    :meth:`release` sends it again once the server handles signals.
+
+    A no-op off the main thread, or where SIGTERM is handled already.
+    """
 
     def __init__(self) -> None:
         self.held = False
@@ -161,14 +166,6 @@ class HeldTerminate:
 
     def _hold(self, signum: int, frame: FrameType | None) -> None:
         self.held = True
-
-
-def hold_terminate() -> HeldTerminate:
-    """Hold a SIGTERM that would end this process at its default action, until the server handles signals.
-
-    A no-op off the main thread, or where SIGTERM is handled already.
-    """
-    return HeldTerminate()
 
 
 def _exit_while_loading(signum: int, frame: FrameType | None) -> None:

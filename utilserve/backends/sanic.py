@@ -17,7 +17,7 @@ from sanic.response import HTTPResponse
 
 from ..handler import Handler
 from ..http import Request
-from ..lifecycle import HeldTerminate, hold_terminate
+from ..lifecycle import HeldTerminate
 from . import path_text
 
 METHODS = [str(method) for method in HTTP_METHODS]
@@ -81,12 +81,14 @@ def application(handler: Handler, native: Sanic[Any, Any] | None) -> Sanic[Any, 
     releasing: set[asyncio.Task[None]] = set()
 
     async def start(app: Sanic[Any, Any]) -> None:
-        holding.append(hold_terminate())  # Sanic sets its signal handlers only once its socket is open
+        holding.append(HeldTerminate())  # Sanic sets its signal handlers only once its socket is open
         await handler.astart()
 
     async def started(app: Sanic[Any, Any]) -> None:
         while holding:
-            releasing.add(asyncio.ensure_future(_release_once_running(app, holding.pop())))
+            task = asyncio.ensure_future(_release_once_running(app, holding.pop()))
+            releasing.add(task)  # the loop keeps a weak reference only
+            task.add_done_callback(releasing.discard)
 
     async def stop(app: Sanic[Any, Any]) -> None:
         await handler.astop()
