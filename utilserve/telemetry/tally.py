@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..concurrency import current_pid, start_without_signals
@@ -38,6 +39,17 @@ logger = logging.getLogger("utilserve")
 Key = TypeVar("Key", bound=Hashable)
 Observed = list[float]
 """A histogram's observations: their sum, then the count of each of its buckets."""
+
+
+@dataclass
+class _Since:
+    """What was counted since the last write: the counters' and histograms' increments, by their labels."""
+
+    requests: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    durations: dict[tuple[str, str], Observed] = field(default_factory=dict)
+    items: dict[tuple[str, str], int] = field(default_factory=dict)
+    batch_sizes: dict[str, Observed] = field(default_factory=dict)
+    batch_durations: dict[str, Observed] = field(default_factory=dict)
 
 
 class RequestTally:
@@ -54,13 +66,10 @@ class RequestTally:
         self._lock = threading.Lock()
         self._writing = threading.Lock()
         self._pid = 0
-        self._counts: dict[tuple[str, str, int], int] = {}
-        self._durations: dict[tuple[str, str], Observed] = {}
+        self._since = _Since()
         self._in_progress = 0
-        self._items: dict[tuple[str, str], int] = {}
         self._queued: dict[str, int] = {}
-        self._batch_sizes: dict[str, Observed] = {}
-        self._batch_durations: dict[str, Observed] = {}
+        """Gauges: their values, not increments."""
 
     def started(self) -> None:
         with self._lock:
@@ -72,9 +81,9 @@ class RequestTally:
             if self._here():
                 self._in_progress += 1
             self._in_progress -= 1
-            key = (method, route, status)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            _observe(self._durations, (method, route), seconds, metrics.DURATION_BUCKETS)
+            requests, key = self._since.requests, (method, route, status)
+            requests[key] = requests.get(key, 0) + 1
+            _observe(self._since.durations, (method, route), seconds, metrics.DURATION_BUCKETS)
         if self._write_each:
             self.write()
 
@@ -82,8 +91,8 @@ class RequestTally:
         """One item of ``model`` ended as ``outcome`` (see ``pool.observed``)."""
         with self._lock:
             self._here()
-            key = (model, outcome)
-            self._items[key] = self._items.get(key, 0) + 1
+            items, key = self._since.items, (model, outcome)
+            items[key] = items.get(key, 0) + 1
         if self._write_each:
             self.write()
 
@@ -97,8 +106,8 @@ class RequestTally:
         """A batch (or a step) of ``size`` items of ``model`` ran for ``seconds``."""
         with self._lock:
             self._here()
-            _observe(self._batch_sizes, model, size, metrics.BATCH_SIZES)
-            _observe(self._batch_durations, model, seconds, metrics.DURATION_BUCKETS)
+            _observe(self._since.batch_sizes, model, size, metrics.BATCH_SIZES)
+            _observe(self._since.batch_durations, model, seconds, metrics.DURATION_BUCKETS)
         if self._write_each:
             self.write()
 
@@ -114,24 +123,21 @@ class RequestTally:
             with self._lock:
                 if self._pid != current_pid():
                     return
-                counts, durations, in_progress = self._counts, self._durations, self._in_progress
-                items, queued = self._items, dict(self._queued)
-                batch_sizes, batch_durations = self._batch_sizes, self._batch_durations
-                self._counts, self._durations, self._items = {}, {}, {}
-                self._batch_sizes, self._batch_durations = {}, {}
+                since, self._since = self._since, _Since()
+                in_progress, queued = self._in_progress, dict(self._queued)
             recorded = metrics.metrics()
-            for (method, route, status), count in counts.items():
+            for (method, route, status), count in since.requests.items():
                 recorded.requests.labels(method, route, str(status)).inc(count)
-            for (method, route), sums in durations.items():
+            for (method, route), sums in since.durations.items():
                 metrics.add_observations(recorded.request_duration.labels(method, route), sums[0], sums[1:])
             recorded.requests_in_progress.set(in_progress)
-            for (model, outcome), count in items.items():
+            for (model, outcome), count in since.items.items():
                 recorded.items.labels(model, outcome).inc(count)
             for model, size in queued.items():
                 recorded.queue_size.labels(model).set(size)
-            for model, sizes in batch_sizes.items():
+            for model, sizes in since.batch_sizes.items():
                 metrics.add_observations(recorded.batch_size.labels(model), sizes[0], sizes[1:])
-            for model, took in batch_durations.items():
+            for model, took in since.batch_durations.items():
                 metrics.add_observations(recorded.batch_duration.labels(model), took[0], took[1:])
 
     def forked(self) -> None:
@@ -145,9 +151,7 @@ class RequestTally:
         if self._pid == current_pid():
             return False
         self._pid = current_pid()
-        self._counts, self._durations, self._in_progress = {}, {}, 0
-        self._items, self._queued = {}, {}
-        self._batch_sizes, self._batch_durations = {}, {}
+        self._since, self._in_progress, self._queued = _Since(), 0, {}
         start_without_signals(threading.Thread(target=self._write_every, name="utilserve-metrics", daemon=True))
         return True
 
