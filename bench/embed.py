@@ -112,16 +112,23 @@ class Result(serving.Outcome):
         return next((load for load in self.loads if load.connections == n), None)
 
 
+CEILING_TRIES = 2
+
+
 def ceiling(seconds: float, batch_sizes: str = "1,8,16,32,64") -> Ceiling:
-    """The model alone, in a process of its own, so that the bench's process stays out of its memory."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.apps.embed_ceiling", "--seconds", str(seconds), "--batch-sizes", batch_sizes],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
+    """The model alone, in a process of its own, so that the bench's process stays out of its memory.
+
+    A process that fails (a server's memory not yet given back, say) is
+    tried once more; then the bench stops, with what the process printed.
+    """
+    argv = [sys.executable, "-m", "bench.apps.embed_ceiling", "--seconds", str(seconds), "--batch-sizes", batch_sizes]
+    for _ in range(CEILING_TRIES):
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        if done.returncode == 0:
+            break
+        print(f"ceiling process failed ({done.returncode}):\n{done.stderr[-3000:]}", flush=True)
+    else:
+        raise RuntimeError(f"the ceiling process failed {CEILING_TRIES} times; its last output is above")
     found = json.loads(done.stdout.strip().splitlines()[-1])
     return Ceiling(
         {size: float(rate) for size, rate in found["rates"].items()}, found["torch_threads"], found["rss_mb"]

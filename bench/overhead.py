@@ -477,20 +477,20 @@ def main() -> int:
     args.server_cpus, args.wrk_cpus = (str(cpus[0]), ",".join(map(str, cpus[1:]))) if pin else ("", "")
 
     exit_on_sigterm()
-    started, load_start, rows, skipped = dt.datetime.now().astimezone(), report.loadavg(), [], []
+    started, load_start, rows = dt.datetime.now().astimezone(), report.loadavg(), []
+    skipped = [backend for backend in args.backends if not importlib.util.find_spec(backend)]
+    installed = [backend for backend in args.backends if backend not in skipped]
+    for backend in skipped:
+        print(f"skip {backend}: not installed", flush=True)
     if args.payloads:
         with tempfile.TemporaryDirectory(prefix="bench-payloads-") as folder:
-            for variant in payload_variants(args.backends, folder):
+            for variant in payload_variants(installed, folder):
                 print(f"{variant.label} {variant.size} under {variant.server}", flush=True)
                 rows.append(measure(variant, args))
         lines = render_payloads(rows, skipped, args, started, (load_start, report.loadavg()))
         report.publish(PAYLOAD_SECTION, lines, not args.no_write)
         return 1 if any(row.error for row in rows) else 0
-    for backend in args.backends:
-        if not importlib.util.find_spec(backend):
-            skipped.append(backend)
-            print(f"skip {backend}: not installed", flush=True)
-            continue
+    for backend in installed:
         for variant in (v for v in VARIANTS if v.backend == backend):
             print(f"{variant.label} under {variant.server}", flush=True)
             rows.append(measure(variant, args, sides))
