@@ -40,11 +40,10 @@ that leaves:
   such a worker at that signal instead.
 - **Hold a SIGTERM until the server handles it.** Sanic's worker runs the
   startup hooks, then opens its socket, and only then sets its own signal
-  handlers: a SIGTERM in between (systemd and ``docker stop`` signal every
-  process of the group) would end it at the default action, with no
-  shutdown hooks. :class:`HeldTerminate` keeps such a signal and sends it
-  again once the server handles it, which then stops as at any other
-  moment.
+  handlers: a SIGTERM in between (systemd signals every process of a
+  service) would end it at the default action, with no shutdown hooks.
+  :class:`HeldTerminate` keeps such a signal and sends it again once the
+  server handles it, which then stops as at any other moment.
 
 Anywhere else (a script, a test, a single-process server) both do nothing.
 """

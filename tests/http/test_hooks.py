@@ -82,8 +82,8 @@ def test_a_sanic_worker_told_to_stop_before_it_handles_signals_still_runs_its_sh
 ) -> None:
     """Sanic sets a worker's signal handlers after the startup hooks: a SIGTERM in between ended it at once.
 
-    The SIGTERM goes to every process of the server, as systemd and
-    ``docker stop`` of a process group send it, or to the workers alone.
+    The SIGTERM goes to every process of the server, as systemd sends it to a service's
+    processes, or to the workers alone.
     """
     log = tmp_path / "hooks.log"
     env = {"UTILSERVE_BACKEND": cell.backend, **dict(cell.env), "HOOKS_LOG": str(log)}
