@@ -115,24 +115,22 @@ class Result(serving.Outcome):
 CEILING_TRIES = 2
 
 
-def ceiling(seconds: float, batch_sizes: str = "1,8,16,32,64") -> Ceiling:
+def ceiling(seconds: float, batch_sizes: str = "1,8,16,32,64") -> Ceiling | None:
     """The model alone, in a process of its own, so that the bench's process stays out of its memory.
 
     A process that fails (a server's memory not yet given back, say) is
-    tried once more; then the bench stops, with what the process printed.
+    tried once more; then this gives None, with what the process printed.
     """
     argv = [sys.executable, "-m", "bench.apps.embed_ceiling", "--seconds", str(seconds), "--batch-sizes", batch_sizes]
     for _ in range(CEILING_TRIES):
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
         if done.returncode == 0:
-            break
+            found = json.loads(done.stdout.strip().splitlines()[-1])
+            return Ceiling(
+                {size: float(rate) for size, rate in found["rates"].items()}, found["torch_threads"], found["rss_mb"]
+            )
         print(f"ceiling process failed ({done.returncode}):\n{done.stderr[-3000:]}", flush=True)
-    else:
-        raise RuntimeError(f"the ceiling process failed {CEILING_TRIES} times; its last output is above")
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    return Ceiling(
-        {size: float(rate) for size, rate in found["rates"].items()}, found["torch_threads"], found["rss_mb"]
-    )
+    return None
 
 
 def wrk_script(folder: Path) -> str:
@@ -213,7 +211,7 @@ def targets(results: list[Result], model_mb: float, web_mb: float) -> list[str]:
 def render(
     results: list[Result],
     top: Ceiling,
-    after: list[float],
+    after: list[float | None],
     web_mb: float,
     skipped: list[str],
     args: argparse.Namespace,
@@ -255,8 +253,10 @@ def render(
         "",
         f"**Ceiling**: the model alone, in process, no HTTP, sentences/s by batch size at the start: {ceiling_rates}. "
         f"Best: **{best:,.0f} sentences/s** at batch {best_size}; that process's peak RSS {top.rss_mb:,.0f} MB. "
-        f"Measured again at batch {best_size} after each row: {', '.join(f'{c:,.0f}' for c in after)}. "
-        "A row's share is of the mean of the ceilings just before and after it (last column).",
+        f"Measured again at batch {best_size} after each row: "
+        f"{', '.join('failed' if c is None else f'{c:,.0f}' for c in after)}. "
+        "A row's share is of the mean of the ceilings just before and after it (last column), or of the one before "
+        "it where the one after failed.",
         "",
         *report.table(
             "stack | server, pool | N: | sentences/s: | p50 ms: | p99 ms: | share of the ceiling: | "
@@ -285,19 +285,29 @@ def main() -> int:
     exit_on_sigterm()
     started, load_start, skipped = dt.datetime.now(dt.UTC), report.loadavg(), []
     top = ceiling(args.ceiling_seconds)
+    if top is None:
+        raise RuntimeError(f"the ceiling process failed {CEILING_TRIES} times; its last output is above")
     print(f"ceiling: {top.rates} (torch threads {top.torch_threads}, RSS {top.rss_mb:.0f} MB)", flush=True)
     web_mb = web_baseline()
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as folder:
         script = wrk_script(Path(folder))
-        before, results, after = top.best[1], [], []
+        before, results = top.best[1], []
+        after: list[float | None] = []
         for row in serving.chosen(ROWS, args.rows, skipped):
             results.append(measure(row, args.concurrency, args.duration, script))
-            after.append(ceiling(args.ceiling_seconds, top.best[0]).best[1])
-            results[-1].ceiling, before = (before + after[-1]) / 2, after[-1]
-            print(f"  ceiling after the row: {after[-1]:,.0f} sentences/s", flush=True)
+            measured = ceiling(args.ceiling_seconds, top.best[0])
+            if measured is None:
+                after.append(None)
+                results[-1].ceiling = before
+                print("  ceiling after the row: failed", flush=True)
+                continue
+            rate = measured.best[1]
+            after.append(rate)
+            results[-1].ceiling, before = (before + rate) / 2, rate
+            print(f"  ceiling after the row: {rate:,.0f} sentences/s", flush=True)
     lines = render(results, top, after, web_mb, skipped, args, started, (load_start, report.loadavg()))
     report.publish(SECTION, lines, not args.no_write)
-    return 1 if any(r.error or r.survivors for r in results) else 0
+    return 1 if any(r.error or r.survivors for r in results) or None in after else 0
 
 
 if __name__ == "__main__":

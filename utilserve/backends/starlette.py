@@ -22,6 +22,8 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
+EVERY_PATH = "/{path:path}"
+
 
 class Endpoint:
     """The ASGI app behind utilserve's routes: native request in, native response out."""
@@ -87,8 +89,8 @@ def routes(handler: Handler) -> list[BaseRoute]:
     endpoint = Endpoint(handler)
     prefix = handler.settings.route.rstrip("/")
     if not prefix:
-        return [_route("/{path:path}", endpoint)]
-    paths = [prefix, prefix + "/{path:path}", *handler.root_paths]
+        return [_route(EVERY_PATH, endpoint)]
+    paths = [prefix, prefix + EVERY_PATH, *handler.root_paths]
     return [_route(path, endpoint) for path in paths]
 
 
@@ -142,7 +144,7 @@ def standalone(kind: Callable[..., App], handler: Handler, **options: Any) -> Ap
     first request, after which middleware can no longer be added.
     """
     endpoint = Endpoint(handler)
-    app = kind(routes=[_route("/{path:path}", endpoint)], lifespan=lifespan(handler), **options)
+    app = kind(routes=[_route(EVERY_PATH, endpoint)], lifespan=lifespan(handler), **options)
     build_stack = app.build_middleware_stack
 
     def build_direct_stack() -> ASGIApp:

@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -45,9 +46,9 @@ Observed = list[float]
 class _Since:
     """What was counted since the last write: the counters' and histograms' increments, by their labels."""
 
-    requests: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     durations: dict[tuple[str, str], Observed] = field(default_factory=dict)
-    items: dict[tuple[str, str], int] = field(default_factory=dict)
+    items: Counter[tuple[str, str]] = field(default_factory=Counter)
     batch_sizes: dict[str, Observed] = field(default_factory=dict)
     batch_durations: dict[str, Observed] = field(default_factory=dict)
 
@@ -68,7 +69,7 @@ class RequestTally:
         self._pid = 0
         self._since = _Since()
         self._in_progress = 0
-        self._queued: dict[str, int] = {}
+        self._queued: Counter[str] = Counter()
         """Gauges: their values, not increments."""
 
     def started(self) -> None:
@@ -81,8 +82,7 @@ class RequestTally:
             if self._here():
                 self._in_progress += 1
             self._in_progress -= 1
-            requests, key = self._since.requests, (method, route, status)
-            requests[key] = requests.get(key, 0) + 1
+            self._since.requests[method, route, status] += 1
             _observe(self._since.durations, (method, route), seconds, metrics.DURATION_BUCKETS)
         if self._write_each:
             self.write()
@@ -91,8 +91,7 @@ class RequestTally:
         """One item of ``model`` ended as ``outcome`` (see ``pool.observed``)."""
         with self._lock:
             self._here()
-            items, key = self._since.items, (model, outcome)
-            items[key] = items.get(key, 0) + 1
+            self._since.items[model, outcome] += 1
         if self._write_each:
             self.write()
 
@@ -100,7 +99,7 @@ class RequestTally:
         """The queue of ``model`` in this process grew or shrank by ``change``."""
         with self._lock:
             self._here()
-            self._queued[model] = self._queued.get(model, 0) + change
+            self._queued[model] += change
 
     def batch_ended(self, model: str, size: int, seconds: float) -> None:
         """A batch (or a step) of ``size`` items of ``model`` ran for ``seconds``."""
@@ -151,7 +150,7 @@ class RequestTally:
         if self._pid == current_pid():
             return False
         self._pid = current_pid()
-        self._since, self._in_progress, self._queued = _Since(), 0, {}
+        self._since, self._in_progress, self._queued = _Since(), 0, Counter()
         start_without_signals(threading.Thread(target=self._write_every, name="utilserve-metrics", daemon=True))
         return True
 
