@@ -2,9 +2,11 @@
 
 The ceiling is the model alone, in process and with no HTTP, at its best
 batch size (``apps/embed_ceiling.py``). It is measured at every batch size
-first, then again at the best one after each row: a row's share is of the
-mean of the ceilings just before and after it, as the speed this shared
-machine gives a process drifts within minutes. Each row
+first, then again at the best one before the first row and after each row:
+a row's share is of the mean of the ceilings just before and after it, as
+the speed this shared machine gives a process drifts within minutes. Each
+of those is one measurement, taken alike; the first sweep's best is the
+highest of several, so it is not one of them. Each row
 then serves the same model at ``POST /embed`` (``{"text": ...}`` ->
 ``{"embedding": [384 floats]}``), one server at a time: utilserve's thread
 pool under uvicorn and its shared process pool under gunicorn -w 4, LitServe
@@ -18,6 +20,7 @@ req/s = sentences/s.
 import argparse
 import datetime as dt
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,6 +136,12 @@ def ceiling(seconds: float, batch_sizes: str = "1,8,16,32,64") -> Ceiling | None
     return None
 
 
+def rate_at(seconds: float, batch_size: str) -> float | None:
+    """The ceiling at one batch size, or None when its process failed twice."""
+    measured = ceiling(seconds, batch_size)
+    return None if measured is None else measured.best[1]
+
+
 def wrk_script(folder: Path) -> str:
     """A wrk script that POSTs the sentences in turn, one per request."""
     texts = ", ".join(json.dumps(json.dumps({"text": text})) for text in embedding.sentences())
@@ -211,7 +220,7 @@ def targets(results: list[Result], model_mb: float, web_mb: float) -> list[str]:
 def render(
     results: list[Result],
     top: Ceiling,
-    after: list[float | None],
+    around: list[float | None],
     web_mb: float,
     skipped: list[str],
     args: argparse.Namespace,
@@ -253,10 +262,10 @@ def render(
         "",
         f"**Ceiling**: the model alone, in process, no HTTP, sentences/s by batch size at the start: {ceiling_rates}. "
         f"Best: **{best:,.0f} sentences/s** at batch {best_size}; that process's peak RSS {top.rss_mb:,.0f} MB. "
-        f"Measured again at batch {best_size} after each row: "
-        f"{', '.join('failed' if c is None else f'{c:,.0f}' for c in after)}. "
-        "A row's share is of the mean of the ceilings just before and after it (last column), or of the one before "
-        "it where the one after failed.",
+        f"Measured again at batch {best_size} before the first row and after each row: "
+        f"{', '.join('failed' if c is None else f'{c:,.0f}' for c in around)}. "
+        "A row's share is of the mean of the ceilings just before and after it (last column); where one of them "
+        "failed, of the other, or else of the last one measured.",
         "",
         *report.table(
             "stack | server, pool | N: | sentences/s: | p50 ms: | p99 ms: | share of the ceiling: | "
@@ -291,23 +300,18 @@ def main() -> int:
     web_mb = web_baseline()
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as folder:
         script = wrk_script(Path(folder))
-        before, results = top.best[1], []
-        after: list[float | None] = []
+        best_size, results = top.best[0], []
+        around = [rate_at(args.ceiling_seconds, best_size)]
         for row in serving.chosen(ROWS, args.rows, skipped):
             results.append(measure(row, args.concurrency, args.duration, script))
-            measured = ceiling(args.ceiling_seconds, top.best[0])
-            if measured is None:
-                after.append(None)
-                results[-1].ceiling = before
-                print("  ceiling after the row: failed", flush=True)
-                continue
-            rate = measured.best[1]
-            after.append(rate)
-            results[-1].ceiling, before = (before + rate) / 2, rate
-            print(f"  ceiling after the row: {rate:,.0f} sentences/s", flush=True)
-    lines = render(results, top, after, web_mb, skipped, args, started, (load_start, report.loadavg()))
+            around.append(rate_at(args.ceiling_seconds, best_size))
+            known = [rate for rate in around if rate is not None] or [top.best[1]]
+            results[-1].ceiling = statistics.mean([rate for rate in around[-2:] if rate is not None] or known[-1:])
+            after = "failed" if around[-1] is None else f"{around[-1]:,.0f} sentences/s"
+            print(f"  ceiling after the row: {after}", flush=True)
+    lines = render(results, top, around, web_mb, skipped, args, started, (load_start, report.loadavg()))
     report.publish(SECTION, lines, not args.no_write)
-    return 1 if any(r.error or r.survivors for r in results) or None in after else 0
+    return 1 if any(r.error or r.survivors for r in results) or None in around else 0
 
 
 if __name__ == "__main__":
