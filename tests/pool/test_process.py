@@ -27,7 +27,7 @@ from utilserve.pool import ModelHandle
 from utilserve.pool.process import ProcessPool, codec, sockets
 
 from ..support.models.log import events
-from ..support.models.process import Blob, Broken, Echo, Item, Measure, Narrow, Picky, Quitter
+from ..support.models.process import Blob, Blobs, Broken, Echo, Item, Measure, Narrow, Parts, Picky, Quitter
 from ..support.processes import WAIT_S, Processes, alive, wait_until
 
 
@@ -372,6 +372,27 @@ def test_large_bytes_travel_without_copies_and_round_trip(pool: Any) -> None:
     handle = pool(Measure)
     answer = handle.predict({"data": blob})
     assert (answer.size, answer.head, answer.echo == blob) == (len(blob), blob[:8], True)
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        pytest.param(lambda large: Parts(parts=[b"small", large], scores=[0.5] * 384), id="in a list"),
+        pytest.param(lambda large: Blobs(blobs=[Blob(data=b"small"), Blob(data=large)]), id="in a nested model"),
+    ],
+)
+def test_large_bytes_in_a_list_or_a_nested_model_leave_the_pickle_stream(holder: Callable[[bytes], Any]) -> None:
+    large = bytes(codec.OUT_OF_BAND_MIN)
+    sent = holder(large)
+    parts = codec.pack(sent)
+    assert len(parts) == 2 and memoryview(parts[1]).obj is large and len(parts[0]) < 8192
+    assert codec.unpack(parts) == sent
+
+
+def test_a_vector_of_floats_and_small_bytes_stay_in_the_pickle_stream() -> None:
+    sent = Parts(parts=[b"small"], scores=[0.25] * 384)
+    parts = codec.pack(sent)
+    assert len(parts) == 1 and codec.unpack(parts) == sent
 
 
 def test_a_model_that_cannot_be_imported_by_name_is_refused_where_declared() -> None:

@@ -117,6 +117,17 @@ class Blob(BaseModel):
     data: bytes
 
 
+class Parts(BaseModel):
+    """Bytes in a list beside a vector of floats, the shape of many models' outputs."""
+
+    parts: list[bytes] = []
+    scores: list[float] = []
+
+
+class Blobs(BaseModel):
+    blobs: list[Blob]
+
+
 class Digest(BaseModel):
     size: int
     head: bytes

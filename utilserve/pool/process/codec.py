@@ -115,11 +115,18 @@ def _has_large_bytes(obj: Any) -> bool:
     for value in fields.values():
         if isinstance(value, BaseModel) or (type(value) is bytes and len(value) >= OUT_OF_BAND_MIN):
             return True
-        if type(value) in (list, tuple) and any(
-            isinstance(v, BaseModel) or (type(v) is bytes and len(v) >= OUT_OF_BAND_MIN) for v in value
-        ):
+        if type(value) in (list, tuple) and _may_hold_large_bytes(value):
             return True
     return False
+
+
+def _may_hold_large_bytes(values: list[Any] | tuple[Any, ...]) -> bool:
+    """A list's models or large ``bytes``, found from the set of its item types: a vector of floats is looked at
+    once, in C, rather than item by item."""
+    types = set(map(type, values))
+    if any(issubclass(kind, BaseModel) for kind in types):
+        return True
+    return bytes in types and any(type(v) is bytes and len(v) >= OUT_OF_BAND_MIN for v in values)
 
 
 def unpack(buffers: Sequence[Buffer]) -> Any:
