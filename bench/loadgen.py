@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import ROOT, Server, free_port
+from tests.support.servers import BIN, ROOT, Server, free_port
 
 UVICORN = (
     "{python} -m uvicorn {app} --host 127.0.0.1 --port {port} --no-access-log --loop uvloop --http httptools "
@@ -46,9 +46,11 @@ class Load:
 
 
 def server(command: str, app: str = "", cwd: Path | str = ROOT) -> Server:
-    """A server on a free port: ``command`` is ``NAME=value ... argv``, {python} {root} {port} {app} filled in."""
+    """A server on a free port: ``command`` is ``NAME=value ... argv``, with {python}, {bin} (the folder of this
+    Python's programs), {prefix} (its environment), {root}, {port} and {app} filled in."""
     port = free_port()
-    words = [word.format(python=sys.executable, root=ROOT, port=port, app=app) for word in command.split()]
+    values = {"python": sys.executable, "bin": BIN, "prefix": sys.prefix, "root": ROOT, "port": port, "app": app}
+    words = [word.format(**values) for word in command.split()]
     assignments = list(itertools.takewhile(lambda word: "=" in word, words))
     return Server(words[len(assignments) :], port, dict(word.split("=", 1) for word in assignments), cwd)
 
