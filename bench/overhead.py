@@ -168,6 +168,11 @@ class Row:
         return [*rps, ratio, *latency, f"{paired:.2f}", self.both(CPU, ".0f"), f"{cpu:.2f}"]
 
 
+def shown(argv: str) -> str:
+    """A server's argv as a reader would type it: ``{port}`` and ``{app}`` stay, the paths of this machine go."""
+    return argv.replace("{python}", "python").replace("{bin}/", "").replace("{prefix}", "$VIRTUAL_ENV")
+
+
 def server_installed(name: str) -> bool:
     """Whether the server's program is here: uWSGI is one of its own, the others run as modules of this Python."""
     program = SERVERS[name].split()[0]
@@ -294,7 +299,7 @@ def render(
         "wrk; " + (pinning if args.server_cpus else "no CPU pinning."),
         "- Servers, the same argv for both apps of a row (`{app}` is the row's native app, listed with the "
         "per-run numbers below, or `bench.apps.us_hello:app`):",
-        *(f"  - {name}: `{SERVERS[name].replace('{python}', 'python')}`" for name in used),
+        *(f"  - {name}: `{shown(SERVERS[name])}`" for name in used),
         "",
         *report.table(
             "backend | server | native req/s: | utilserve req/s: | ratio: | p50 native / utilserve (ms) | "
@@ -339,10 +344,7 @@ def setting(
         "- One server process (WSGI: one gunicorn gthread or uWSGI worker with 8 threads); "
         + (pinning if args.server_cpus else "no CPU pinning."),
         f"- Servers, the same argv for {apps} of a row:",
-        *(
-            f"  - {name}: `{SERVERS[name].replace('{python}', 'python')}`"
-            for name in dict.fromkeys(row.variant.server for row in rows)
-        ),
+        *(f"  - {name}: `{shown(SERVERS[name])}`" for name in dict.fromkeys(row.variant.server for row in rows)),
     ]
 
 
