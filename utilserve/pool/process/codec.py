@@ -60,10 +60,20 @@ def _bytes_from_buffer(buffer: Any) -> bytes:
     return buffer if type(buffer) is bytes else bytes(buffer)
 
 
+def _is_large_bytes(value: Any) -> bool:
+    return type(value) is bytes and len(value) >= OUT_OF_BAND_MIN
+
+
+def _large_bytes_among(values: list[Any] | tuple[Any, ...], types: set[type]) -> bool:
+    """Whether a list whose items are of ``types`` holds large ``bytes``: looked for item by item only when
+    ``bytes`` is among those types, so a vector of floats is looked at once, in C."""
+    return bytes in types and any(_is_large_bytes(v) for v in values)
+
+
 def _lift(value: Any) -> Any:
-    if type(value) is bytes and len(value) >= OUT_OF_BAND_MIN:
+    if _is_large_bytes(value):
         return _OutOfBand(value)
-    if type(value) in (list, tuple) and any(type(v) is bytes and len(v) >= OUT_OF_BAND_MIN for v in value):
+    if type(value) in (list, tuple) and _large_bytes_among(value, set(map(type, value))):
         return type(value)(_lift(v) for v in value)
     return value
 
@@ -113,7 +123,7 @@ def _has_large_bytes(obj: Any) -> bool:
     if not isinstance(obj, BaseModel) or not fields:
         return False
     for value in fields.values():
-        if isinstance(value, BaseModel) or (type(value) is bytes and len(value) >= OUT_OF_BAND_MIN):
+        if isinstance(value, BaseModel) or _is_large_bytes(value):
             return True
         if type(value) in (list, tuple) and _may_hold_large_bytes(value):
             return True
@@ -121,12 +131,9 @@ def _has_large_bytes(obj: Any) -> bool:
 
 
 def _may_hold_large_bytes(values: list[Any] | tuple[Any, ...]) -> bool:
-    """A list's models or large ``bytes``, found from the set of its item types: a vector of floats is looked at
-    once, in C, rather than item by item."""
+    """Whether a list holds models (which may hold large ``bytes``) or large ``bytes``."""
     types = set(map(type, values))
-    if any(issubclass(kind, BaseModel) for kind in types):
-        return True
-    return bytes in types and any(type(v) is bytes and len(v) >= OUT_OF_BAND_MIN for v in values)
+    return any(issubclass(kind, BaseModel) for kind in types) or _large_bytes_among(values, types)
 
 
 def unpack(buffers: Sequence[Buffer]) -> Any:
